@@ -1,0 +1,17 @@
+//! Coffer's cryptography, shared by every party and every in-TEE service.
+//!
+//! - [`SecretKey`] and [`KeyId`]: data keys as zeroizing, redacted, constant-time-compared
+//!   newtypes, and their validated names.
+//! - [`KeySource`]: where a reader gets keys by id (a party's keyring, or the broker's release
+//!   for one job).
+//!
+//! Nothing in this crate reads the clock, the network or the file system except where a
+//! function takes a path explicitly.
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
+
+mod error;
+mod keys;
+
+pub use error::Error;
+pub use keys::{KeyId, KeySource, SecretKey};
