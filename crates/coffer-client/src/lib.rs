@@ -1,3 +1,24 @@
-//! A Coffer party's home directory.
+//! A Coffer party's home directory, shared by the `coffer` CLI and the SDKs.
+//!
+//! - [`Home`]: where a party keeps its files (`--home`, else `$COFFER_HOME`, else `~/.coffer`).
+//! - [`Identity`] / [`PublicIdentity`]: the party's Ed25519 signing key and X25519 age
+//!   identity, and the small public file parties exchange.
+//! - [`Keyring`]: the party's data and master keys by id; a [`coffer_crypto::KeySource`].
+//! - [`AtomicFile`]: output that appears only when complete (temporary file, then rename).
+//!
+//! Secret files are created with mode 0600 in a 0700 directory, and are never overwritten by
+//! `init`.
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
+
+mod error;
+mod fsutil;
+mod home;
+mod identity;
+mod keyring;
+
+pub use error::Error;
+pub use fsutil::AtomicFile;
+pub use home::Home;
+pub use identity::{Identity, PublicIdentity};
+pub use keyring::{KeyInfo, Keyring};

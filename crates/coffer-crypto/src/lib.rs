@@ -4,12 +4,14 @@
 //!   newtypes, and their validated names.
 //! - [`KeySource`]: where a reader gets keys by id (a party's keyring, or the broker's release
 //!   for one job).
+//! - [`delivery`]: results for people, in the age format that the `age` command reads.
 //!
 //! Nothing in this crate reads the clock, the network or the file system except where a
 //! function takes a path explicitly.
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
 
+pub mod delivery;
 mod error;
 mod keys;
 
