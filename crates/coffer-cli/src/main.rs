@@ -1,13 +1,78 @@
-//! `coffer`: the command-line face of Coffer. Argument parsing and wiring only.
+//! `coffer`: the command-line face of Coffer. Argument parsing and wiring only; the work is done
+//! by the library crates.
 #![forbid(unsafe_code)]
 
-use clap::Parser;
+mod cmd;
+mod exit;
 
-/// Confidential analytics across organisations that do not trust each other.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Confidential analytics across organisations that do not trust each other, or the cloud.
+///
+/// Exit codes: 0 ok, 1 refused or verification failed, 2 usage or I/O error.
 #[derive(Debug, Parser)]
-#[command(name = "coffer", version)]
-struct Cli {}
+#[command(name = "coffer", version, max_term_width = 100)]
+struct Cli {
+    /// The party's home directory [default: $COFFER_HOME, else ~/.coffer]
+    #[arg(long, global = true, value_name = "DIR")]
+    home: Option<PathBuf>,
 
-fn main() {
-    let _cli = Cli::parse();
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create this party's identity: an Ed25519 signing key and an age identity
+    Init(cmd::identity::InitArgs),
+    /// Show or export this party's public identity
+    #[command(subcommand)]
+    Identity(cmd::identity::IdentityCommand),
+    /// Manage the keyring: data keys and Parquet master keys
+    #[command(subcommand)]
+    Key(cmd::keys::KeyCommand),
+    /// Encrypt a CSV or Parquet table with Parquet Modular Encryption
+    Encrypt(cmd::table::EncryptArgs),
+    /// Decrypt an encrypted Parquet file to CSV or plaintext Parquet
+    Decrypt(cmd::table::DecryptArgs),
+    /// Say what a file is, without needing keys it does not have
+    Inspect(cmd::table::InspectArgs),
+    /// Seal a file under a keyring key, or encrypt it to age recipients
+    Seal(cmd::seal::SealArgs),
+    /// Open a sealed file or an age file addressed to this party
+    Unseal(cmd::seal::UnsealArgs),
+    /// Measure throughput against baselines run side by side
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = coffer_client::Home::resolve(cli.home)
+        .map_err(anyhow::Error::from)
+        .and_then(|home| run(&home, cli.command));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("coffer: error: {}", exit::render(&err));
+            ExitCode::from(exit::code(&err))
+        }
+    }
+}
+
+fn run(home: &coffer_client::Home, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Init(args) => cmd::identity::init(home, &args),
+        Command::Identity(c) => cmd::identity::run(home, c),
+        Command::Key(c) => cmd::keys::run(home, c),
+        Command::Encrypt(args) => cmd::table::encrypt(home, &args),
+        Command::Decrypt(args) => cmd::table::decrypt(home, &args),
+        Command::Inspect(args) => cmd::table::inspect(home, &args),
+        Command::Seal(args) => cmd::seal::seal(home, &args),
+        Command::Unseal(args) => cmd::seal::unseal(home, &args),
+        Command::Bench(c) => cmd::bench::run(c),
+    }
 }

@@ -147,6 +147,37 @@ pub trait KeySource: Send + Sync + fmt::Debug {
     fn key(&self, id: &KeyId) -> Result<SecretKey, Error>;
 }
 
+/// Keys held in memory: for one job's released keys, benchmarks and tests.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryKeys(std::collections::BTreeMap<KeyId, SecretKey>);
+
+impl MemoryKeys {
+    /// An empty key set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds or replaces the key named `id`; returns `self` for chaining.
+    pub fn with(mut self, id: KeyId, key: SecretKey) -> Self {
+        self.0.insert(id, key);
+        self
+    }
+
+    /// Adds or replaces the key named `id`.
+    pub fn insert(&mut self, id: KeyId, key: SecretKey) {
+        self.0.insert(id, key);
+    }
+}
+
+impl KeySource for MemoryKeys {
+    fn key(&self, id: &KeyId) -> Result<SecretKey, Error> {
+        self.0
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::KeyNotFound { id: id.to_string() })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +197,15 @@ mod tests {
         let shown = format!("{key:?}");
         assert_eq!(shown, "SecretKey(<redacted 128 bits>)");
         assert!(!shown.contains("0011"));
+    }
+
+    #[test]
+    fn memory_keys_name_missing_ids() {
+        let id = KeyId::new("a").unwrap();
+        let keys = MemoryKeys::new().with(id.clone(), SecretKey::generate(128).unwrap());
+        assert_eq!(keys.key(&id).unwrap().bits(), 128);
+        let err = keys.key(&KeyId::new("b").unwrap()).unwrap_err();
+        assert_eq!(err.to_string(), "key not found: b");
     }
 
     #[test]

@@ -14,6 +14,7 @@
 pub mod delivery;
 mod error;
 mod keys;
+pub mod sealed;
 
 pub use error::Error;
-pub use keys::{KeyId, KeySource, SecretKey};
+pub use keys::{KeyId, KeySource, MemoryKeys, SecretKey};

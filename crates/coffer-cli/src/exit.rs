@@ -1,0 +1,65 @@
+//! Errors to exit codes: 1 when input was refused (tampered, wrong key, malformed, missing key),
+//! 2 for usage and I/O errors.
+
+/// Exit code for "refused or verification failed".
+pub const REFUSED: u8 = 1;
+/// Exit code for usage and I/O errors.
+pub const USAGE_OR_IO: u8 = 2;
+
+/// A usage error raised after argument parsing (a combination clap cannot express).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
+/// The exit code for `err`: the first typed error in its chain decides.
+pub fn code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if cause.is::<Usage>() || cause.is::<std::io::Error>() {
+            return USAGE_OR_IO;
+        }
+        if let Some(e) = cause.downcast_ref::<coffer_client::Error>() {
+            return client_code(e);
+        }
+        if let Some(e) = cause.downcast_ref::<coffer_crypto::Error>() {
+            return crypto_code(e);
+        }
+        if let Some(e) = cause.downcast_ref::<coffer_parquet::Error>() {
+            return parquet_code(e);
+        }
+    }
+    REFUSED
+}
+
+fn client_code(e: &coffer_client::Error) -> u8 {
+    use coffer_client::Error as E;
+    match e {
+        E::Io { .. } | E::InvalidArgument(_) | E::NoIdentity { .. } => USAGE_OR_IO,
+        E::Crypto(c) => crypto_code(c),
+        _ => REFUSED,
+    }
+}
+
+fn crypto_code(e: &coffer_crypto::Error) -> u8 {
+    use coffer_crypto::Error as E;
+    match e {
+        E::Io(_) | E::ApiMisuse(_) | E::InvalidKeyId { .. } => USAGE_OR_IO,
+        _ => REFUSED,
+    }
+}
+
+fn parquet_code(e: &coffer_parquet::Error) -> u8 {
+    use coffer_parquet::Error as E;
+    match e {
+        E::Io(_)
+        | E::InvalidInput(_)
+        | E::SchemaFile(_)
+        | E::UnknownColumn { .. }
+        | E::ApiMisuse(_) => USAGE_OR_IO,
+        _ => REFUSED,
+    }
+}
+
+/// `err` with its causes, one line.
+pub fn render(err: &anyhow::Error) -> String {
+    format!("{err:#}")
+}

@@ -1,0 +1,82 @@
+//! Helpers for driving the `coffer` binary in tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A scratch directory with a party home in it.
+pub struct Party {
+    pub dir: tempfile::TempDir,
+}
+
+impl Party {
+    /// A fresh party, initialised with `coffer init --name NAME`.
+    pub fn init(name: &str) -> Self {
+        let party = Self {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        party.ok(&["init", "--name", name]);
+        party
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs `coffer --home HOME ARGS…`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_coffer"))
+            .arg("--home")
+            .arg(self.home())
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs and requires exit 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "coffer {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs and requires exit `code`; returns stderr.
+    pub fn fails(&self, code: i32, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "coffer {args:?}: stderr:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains("panicked"),
+            "coffer {args:?} panicked:\n{stderr}"
+        );
+        stderr
+    }
+
+    pub fn show_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["identity", "show", "--json"])).unwrap()
+    }
+}
+
+/// No file in `dir` except those named: a refused command left no partial output.
+pub fn only_files(dir: &Path, expected: &[&str]) {
+    let mut found: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    found.sort();
+    let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(found, expected, "unexpected files in {}", dir.display());
+}

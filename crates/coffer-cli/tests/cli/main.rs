@@ -1,0 +1,6 @@
+//! End-to-end tests of the `coffer` binary: one test binary, one module per command group.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+mod identity;
+mod seal;
