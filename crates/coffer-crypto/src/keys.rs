@@ -167,6 +167,16 @@ impl MemoryKeys {
     pub fn insert(&mut self, id: KeyId, key: SecretKey) {
         self.0.insert(id, key);
     }
+
+    /// The keys, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (&KeyId, &SecretKey)> {
+        self.0.iter()
+    }
+
+    /// Removes the key named `id`, returning it if it was there.
+    pub fn remove(&mut self, id: &KeyId) -> Option<SecretKey> {
+        self.0.remove(id)
+    }
 }
 
 impl KeySource for MemoryKeys {

@@ -7,7 +7,7 @@ use arrow::array::TimestampMicrosecondArray;
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use bytes::Bytes;
-use coffer_crypto::{KeyId, KeySource, SecretKey};
+use coffer_crypto::{KeyId, KeySource, MemoryKeys, SecretKey};
 use parquet::arrow::ArrowWriter;
 use serde::Serialize;
 
@@ -34,19 +34,6 @@ impl BenchResult {
     /// `encrypted / plain`.
     pub fn ratio(&self) -> f64 {
         self.encrypted.as_secs_f64() / self.plain.as_secs_f64().max(f64::MIN_POSITIVE)
-    }
-}
-
-#[derive(Debug)]
-struct OneKey(KeyId, SecretKey);
-
-impl KeySource for OneKey {
-    fn key(&self, id: &KeyId) -> Result<SecretKey, coffer_crypto::Error> {
-        if *id == self.0 {
-            Ok(self.1.clone())
-        } else {
-            Err(coffer_crypto::Error::KeyNotFound { id: id.to_string() })
-        }
     }
 }
 
@@ -134,7 +121,8 @@ pub fn bench_read(rows: usize) -> Result<BenchResult> {
     w.close().map_err(write_error)?;
 
     let id = KeyId::new("bench-master")?;
-    let keys: Arc<dyn KeySource> = Arc::new(OneKey(id.clone(), SecretKey::generate(256)?));
+    let keys: Arc<dyn KeySource> =
+        Arc::new(MemoryKeys::new().with(id.clone(), SecretKey::generate(256)?));
     let mut encrypted = Vec::new();
     let opts = EncryptOptions::new(id);
     encrypt_batches(

@@ -1,19 +1,18 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 use bytes::Bytes;
-use coffer_crypto::{KeyId, KeySource, SecretKey};
+use coffer_crypto::{KeyId, KeySource, MemoryKeys, SecretKey};
 use coffer_parquet::{DecryptOptions, DecryptedReader, EncryptOptions, Error, encrypt_batches};
 
-/// An in-memory keyring.
+/// An in-memory keyring: `coffer_crypto::MemoryKeys` with test-friendly builders.
 #[derive(Debug, Default, Clone)]
-pub struct MemKeys(pub HashMap<KeyId, SecretKey>);
+pub struct MemKeys(pub MemoryKeys);
 
 impl MemKeys {
     pub fn with(mut self, id: &str, key: &[u8]) -> Self {
@@ -22,9 +21,10 @@ impl MemKeys {
         self
     }
 
-    pub fn with_random(self, id: &str, bits: usize) -> Self {
-        let k = SecretKey::generate(bits).unwrap();
-        self.with(id, k.expose_secret())
+    pub fn with_random(mut self, id: &str, bits: usize) -> Self {
+        self.0
+            .insert(KeyId::new(id).unwrap(), SecretKey::generate(bits).unwrap());
+        self
     }
 
     pub fn without(mut self, id: &str) -> Self {
@@ -33,16 +33,13 @@ impl MemKeys {
     }
 
     pub fn arc(&self) -> Arc<dyn KeySource> {
-        Arc::new(self.clone())
+        Arc::new(self.0.clone())
     }
 }
 
 impl KeySource for MemKeys {
     fn key(&self, id: &KeyId) -> Result<SecretKey, coffer_crypto::Error> {
-        self.0
-            .get(id)
-            .cloned()
-            .ok_or_else(|| coffer_crypto::Error::KeyNotFound { id: id.to_string() })
+        self.0.key(id)
     }
 }
 
