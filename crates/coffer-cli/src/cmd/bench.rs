@@ -74,7 +74,7 @@ fn crypto(args: &CryptoArgs) -> anyhow::Result<()> {
     let plaintext = vec![0x5au8; bytes];
     // Every buffer is allocated and touched before timing, so page faults are billed to nobody.
     let mut work = plaintext.clone();
-    let mut sealed_buf = touched(bytes + bytes / 64 + 4096);
+    let mut sealed_buf = touched(bytes.saturating_add(bytes / 64).saturating_add(4096));
     let mut opened = touched(bytes);
 
     let (mut raw, mut copy, mut seal_ip, mut unseal_ip, mut seal_st, mut unseal_st) = (

@@ -1,5 +1,10 @@
 //! End-to-end tests of the `coffer` binary: one test binary, one module per command group.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 mod common;
 mod identity;

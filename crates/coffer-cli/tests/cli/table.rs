@@ -67,7 +67,7 @@ impl Rng {
             .collect()
     }
     fn maybe(&mut self, v: Value) -> Value {
-        if self.next() % 5 == 0 { Value::Null } else { v }
+        if self.next().is_multiple_of(5) { Value::Null } else { v }
     }
 }
 
