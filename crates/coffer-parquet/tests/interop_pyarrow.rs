@@ -10,11 +10,13 @@
 )]
 
 mod common;
+#[path = "py/peer.rs"]
+mod py_peer;
 
 use std::fs::File;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
+use std::path::Path;
+
 use std::sync::Arc;
 
 use arrow::array::{
@@ -28,44 +30,8 @@ use coffer_parquet::{
     ColumnProtection, DecryptOptions, DecryptedReader, EncryptOptions, Error, FileFormat, inspect,
 };
 use common::{MemKeys, Rng};
+use py_peer::peer;
 use serde_json::{Value, json};
-
-fn python() -> PathBuf {
-    match std::env::var_os("COFFER_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => panic!(
-            "COFFER_PYTHON is not set. The PyArrow interop tests need a Python with pyarrow and \
-             cryptography: run ./.ci/run, or set COFFER_PYTHON (for example to \
-             ~/.cache/coffer-venv/bin/python after `pip install -r .ci/requirements.txt`)."
-        ),
-    }
-}
-
-/// Runs the peer with `job` on stdin; returns its JSON output.
-fn peer(job: &Value) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/pme_peer.py");
-    let mut child = Command::new(python())
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start COFFER_PYTHON");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(job.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "pme_peer.py {} failed:\n{}",
-        job["mode"],
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 /// Random rows; floats compare by bit pattern (see [`Data::diff`]).
 #[derive(Debug)]

@@ -8,5 +8,7 @@
 
 mod common;
 mod identity;
+#[path = "../../../coffer-parquet/tests/py/peer.rs"]
+mod py_peer;
 mod seal;
 mod table;

@@ -2,42 +2,13 @@
 //! with random data and keys the tests have never seen.
 
 use std::fs;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
 use crate::common::{Party, only_files};
 
-/// The PyArrow peer: coffer-parquet's test script, run with the venv's Python.
-fn pyarrow(job: &Value) -> Value {
-    let python = std::env::var("COFFER_PYTHON")
-        .expect("COFFER_PYTHON is not set: run ./.ci/run, which creates the venv with pyarrow");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../coffer-parquet/tests/py/pme_peer.py"
-    );
-    let mut child = Command::new(python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(job.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "pyarrow peer failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+/// The PyArrow peer: coffer-parquet's `CryptoFactory` script.
+use crate::py_peer::peer as pyarrow;
 
 struct Rng(u64);
 
@@ -67,7 +38,11 @@ impl Rng {
             .collect()
     }
     fn maybe(&mut self, v: Value) -> Value {
-        if self.next().is_multiple_of(5) { Value::Null } else { v }
+        if self.next().is_multiple_of(5) {
+            Value::Null
+        } else {
+            v
+        }
     }
 }
 
