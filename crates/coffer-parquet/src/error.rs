@@ -1,5 +1,6 @@
 //! The crate's one error type, and the one place that turns `parquet`'s string errors into it.
 
+#[cfg(feature = "tables")]
 use parquet::errors::ParquetError;
 
 /// Everything that can go wrong in `coffer-parquet`.
@@ -99,6 +100,7 @@ impl From<coffer_crypto::Error> for Error {
     }
 }
 
+#[cfg(feature = "tables")]
 /// What a `parquet` error was about, so that one message can be mapped to a typed variant.
 ///
 /// `parquet` reports everything as `ParquetError::General(String)`; these substrings are the
@@ -109,6 +111,7 @@ pub(crate) fn from_parquet(e: ParquetError, leaf_names: &[String]) -> Error {
     from_message(e.to_string(), leaf_names)
 }
 
+#[cfg(feature = "tables")]
 /// [`from_parquet`] for errors that reached us as text (through `ArrowError`).
 pub(crate) fn from_message(msg: String, leaf_names: &[String]) -> Error {
     if msg.contains("AAD prefix that is not stored") {
@@ -140,6 +143,7 @@ pub(crate) fn from_message(msg: String, leaf_names: &[String]) -> Error {
     }
 }
 
+#[cfg(feature = "tables")]
 /// `Unable to decrypt column 'a.b', perhaps the column key is wrong?`
 fn quoted_column(msg: &str) -> Option<String> {
     let rest = msg.split("Unable to decrypt column '").nth(1)?;
@@ -147,6 +151,7 @@ fn quoted_column(msg: &str) -> Option<String> {
     rest.get(..end).map(str::to_owned)
 }
 
+#[cfg(feature = "tables")]
 /// `Error decrypting page header for column 3, decryption key may be wrong`
 fn page_header_column(msg: &str, leaf_names: &[String]) -> Option<String> {
     let rest = msg
@@ -162,6 +167,7 @@ fn page_header_column(msg: &str, leaf_names: &[String]) -> Option<String> {
     )
 }
 
+#[cfg(feature = "tables")]
 /// Runs `f`, turning a panic inside `parquet` or `arrow` into [`Error::Corrupt`].
 ///
 /// parquet 59 still has arithmetic on untrusted lengths (for example in its GCM block decryptor
@@ -183,7 +189,7 @@ pub(crate) fn contain_panics<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Re
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "tables"))]
 mod tests {
     use super::*;
 

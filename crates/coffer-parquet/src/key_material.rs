@@ -19,6 +19,7 @@
 //! Key metadata may instead be a **plain key id** (`kf`, `kc1`: what parquet-testing's files
 //! and arrow-rs' own `KeyRetriever` example use); then the id names the data key itself.
 
+#[cfg(feature = "tables")]
 use std::collections::HashMap;
 
 use base64::Engine as _;
@@ -34,7 +35,10 @@ pub const KEY_MATERIAL_TYPE: &str = "PKMT1";
 pub const DEFAULT_KMS_INSTANCE: &str = "DEFAULT";
 /// Key metadata longer than this is refused before parsing.
 pub const MAX_KEY_METADATA_LEN: usize = 64 * 1024;
+// Key wrapping is only needed to write files.
+#[cfg(feature = "tables")]
 const KEK_LEN: usize = 16;
+#[cfg(feature = "tables")]
 const KEK_ID_LEN: usize = 16;
 
 /// Where a data key comes from, as read from a footer's or column's key metadata.
@@ -253,6 +257,7 @@ impl KeyMaterial {
     }
 }
 
+#[cfg(feature = "tables")]
 /// Writes key material for one file: the `FileKeyWrapper` of the key tools.
 pub(crate) struct KeyWrapper<'a> {
     keys: &'a dyn KeySource,
@@ -260,12 +265,14 @@ pub(crate) struct KeyWrapper<'a> {
     keks: HashMap<KeyId, Kek>,
 }
 
+#[cfg(feature = "tables")]
 struct Kek {
     key: SecretKey,
     id: [u8; KEK_ID_LEN],
     wrapped: String,
 }
 
+#[cfg(feature = "tables")]
 impl<'a> KeyWrapper<'a> {
     pub(crate) fn new(keys: &'a dyn KeySource, double_wrapping: bool) -> Self {
         Self {
@@ -317,6 +324,7 @@ impl<'a> KeyWrapper<'a> {
     }
 }
 
+#[cfg(feature = "tables")]
 fn new_kek(master: &SecretKey, master_key_id: &KeyId) -> Result<Kek> {
     let key = SecretKey::generate(KEK_LEN.saturating_mul(8))?;
     let mut id = [0u8; KEK_ID_LEN];

@@ -116,24 +116,40 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
 
+// Everything that touches Parquet files needs arrow and parquet (feature `tables`, on by
+// default); key material and the KMS wrapping do not, so fuzzing them stays light.
+#[cfg(feature = "tables")]
 mod bench;
+#[cfg(feature = "tables")]
 mod decrypt;
+#[cfg(feature = "tables")]
 mod encrypt;
 mod error;
+#[cfg(feature = "tables")]
 mod footer;
+#[cfg(feature = "tables")]
 mod input;
+#[cfg(feature = "tables")]
 mod inspect;
 pub mod key_material;
 pub mod kms;
+#[cfg(feature = "tables")]
 mod retriever;
+#[cfg(feature = "tables")]
 mod thrift;
 
+#[cfg(feature = "tables")]
 pub use bench::{BenchResult, bench_read};
+#[cfg(feature = "tables")]
 pub use decrypt::{DecryptSummary, DecryptedReader, OutputFormat, decrypt, open_reader};
+#[cfg(feature = "tables")]
 pub use encrypt::{EncryptOptions, Summary, encrypt_batches};
 pub use error::{Error, Result};
+#[cfg(feature = "tables")]
 pub use input::{CsvReader, load_schema_file, parse_schema_file, read_csv, read_parquet};
+#[cfg(feature = "tables")]
 pub use inspect::{
     ColumnInfo, ColumnProtection, FieldInfo, FileFormat, Inspection, KeyRef, inspect,
 };
+#[cfg(feature = "tables")]
 pub use retriever::{DecryptOptions, KeyResolver, decryption_properties};
