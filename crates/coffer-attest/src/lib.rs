@@ -12,6 +12,7 @@ pub mod dcap;
 mod error;
 pub mod nitro;
 pub mod snp;
+mod x509;
 
 pub use claims::{TcbStatus, TeeKind, UnixTime};
 pub use dcap::{

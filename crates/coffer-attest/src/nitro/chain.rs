@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 use x509_cert::der::asn1::ObjectIdentifier;
 
+use crate::x509::check_validity;
 use crate::{Error, UnixTime};
 
 /// SHA-256 of the DER of AWS Nitro Enclaves Root-G1.
@@ -95,21 +96,6 @@ pub(crate) fn public_key(cert: &Certificate) -> Result<VerifyingKey, Error> {
         .map_err(|_| chain_err(format!("{}: public key is not P-384", name(cert))))
 }
 
-fn check_validity(cert: &Certificate, now: UnixTime) -> Result<i64, Error> {
-    let v = &cert.tbs_certificate.validity;
-    let secs = |t: x509_cert::time::Time| i64::try_from(t.to_unix_duration().as_secs());
-    let (Ok(nb), Ok(na)) = (secs(v.not_before), secs(v.not_after)) else {
-        return Err(chain_err(format!("{}: validity out of range", name(cert))));
-    };
-    if now < nb || now > na {
-        return Err(chain_err(format!(
-            "{} not valid at {now} (valid {nb} to {na})",
-            name(cert)
-        )));
-    }
-    Ok(na)
-}
-
 /// Verifies leaf ← cabundle[n-1] ← … ← cabundle[0] = pinned root, all valid at `now`.
 /// Returns the leaf and the earliest notAfter on the path.
 pub(crate) fn verify_chain(
@@ -141,7 +127,7 @@ pub(crate) fn verify_chain(
         }
     }
     for cert in &path {
-        valid_until = valid_until.min(check_validity(cert, now)?);
+        valid_until = valid_until.min(check_validity(cert, &name(cert), now)?);
     }
     let leaf = path
         .pop()

@@ -10,6 +10,7 @@ use x509_cert::Certificate;
 use x509_cert::der::asn1::ObjectIdentifier;
 
 use super::report::{SnpGeneration, SnpSigner, SnpTcb};
+use crate::x509::check_validity;
 use crate::{Error, UnixTime};
 
 /// SHA-256 of the DER of each AMD Root Key. A built-in or caller-supplied root is trusted only
@@ -158,22 +159,6 @@ fn label(cert: &Certificate) -> String {
     common_name(cert).unwrap_or_else(|| "certificate without CN".into())
 }
 
-/// Refuses a certificate outside its validity window at `now`.
-pub(crate) fn check_validity(cert: &Certificate, now: UnixTime) -> Result<(), Error> {
-    let v = &cert.tbs_certificate.validity;
-    let secs = |t: x509_cert::time::Time| i64::try_from(t.to_unix_duration().as_secs());
-    let (Ok(nb), Ok(na)) = (secs(v.not_before), secs(v.not_after)) else {
-        return Err(chain_err(format!("{}: validity out of range", label(cert))));
-    };
-    if now < nb || now > na {
-        return Err(chain_err(format!(
-            "{} not valid at {now} (valid {nb} to {na})",
-            label(cert)
-        )));
-    }
-    Ok(())
-}
-
 /// RSA-PSS SHA-384 signature of `issuer` over `subject`, checked by the `sev` crate.
 fn signs(issuer: &Certificate, subject: &Certificate) -> bool {
     let issuer = SevCert::from(issuer.clone());
@@ -239,7 +224,7 @@ pub(crate) fn verify_chain(
             };
             if signs(&set.ark, &set.ark) && signs(&set.ark, int) && role_ok && signs(int, vek) {
                 for cert in [&set.ark, int, vek] {
-                    check_validity(cert, now)?;
+                    check_validity(cert, &label(cert), now)?;
                 }
                 return Ok(set.generation);
             }
