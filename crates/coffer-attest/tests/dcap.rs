@@ -345,30 +345,34 @@ fn trustee_tdx_v5_parses() {
 }
 
 #[test]
-fn flipped_signature_byte_is_refused() {
-    let (mut quote, coll) = sgx_sample();
-    // v3: header 48 + report 384, then the 4-byte auth data length and the 64-byte signature.
-    quote[48 + 384 + 4 + 10] ^= 0x01;
-    let err = verify_sgx(&quote, &coll, JULY_2025).unwrap_err();
-    assert!(matches!(err, Error::SignatureInvalid { .. }), "{err:?}");
-}
-
-#[test]
-fn flipped_mrenclave_byte_is_refused() {
-    let (mut quote, coll) = sgx_sample();
-    // MRENCLAVE is at offset 64 of the report, which starts after the 48-byte header.
-    quote[48 + 64] ^= 0x80;
-    let err = verify_sgx(&quote, &coll, JULY_2025).unwrap_err();
-    assert!(matches!(err, Error::SignatureInvalid { .. }), "{err:?}");
-}
-
-#[test]
-fn flipped_mrtd_byte_is_refused() {
-    let (mut quote, coll) = tdx_sample();
-    // TD report 1.0: MRTD at offset 136, after the 48-byte header.
-    quote[48 + 136] ^= 0x01;
-    let err = verify_tdx(&quote, &coll, JULY_2025).unwrap_err();
-    assert!(matches!(err, Error::SignatureInvalid { .. }), "{err:?}");
+fn flipped_signature_and_body_bytes_are_refused() {
+    let (sgx, sgx_coll) = sgx_sample();
+    let (tdx, tdx_coll) = tdx_sample();
+    let sgx_at = |at: usize| {
+        let mut q = sgx.clone();
+        q[at] ^= 0x01;
+        verify_sgx(&q, &sgx_coll, JULY_2025).map(drop)
+    };
+    let tdx_at = |at: usize| {
+        let mut q = tdx.clone();
+        q[at] ^= 0x01;
+        verify_tdx(&q, &tdx_coll, JULY_2025).map(drop)
+    };
+    let cases = [
+        // v3: header 48 + report 384, then the 4-byte auth data length and the 64-byte signature.
+        ("SGX signature", sgx_at(48 + 384 + 4 + 10)),
+        // MRENCLAVE is at offset 64 of the report, which starts after the 48-byte header.
+        ("SGX MRENCLAVE", sgx_at(48 + 64)),
+        // TD report 1.0: MRTD at offset 136, after the 48-byte header.
+        ("TDX MRTD", tdx_at(48 + 136)),
+    ];
+    for (what, result) in cases {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(err, Error::SignatureInvalid { .. }),
+            "{what}: {err:?}"
+        );
+    }
 }
 
 #[test]
