@@ -34,3 +34,43 @@ pub enum TcbStatus {
     OutOfDateConfigurationNeeded,
     Revoked,
 }
+
+impl TeeKind {
+    pub const ALL: [TeeKind; 5] = [Self::Sgx, Self::Tdx, Self::Snp, Self::Nitro, Self::Sim];
+
+    /// The lowercase name used in policies, manifests and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sgx => "sgx",
+            Self::Tdx => "tdx",
+            Self::Snp => "snp",
+            Self::Nitro => "nitro",
+            Self::Sim => "sim",
+        }
+    }
+}
+
+impl std::fmt::Display for TeeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for TeeKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown TEE kind {s:?} (expected sgx, tdx, snp, nitro or sim)"))
+    }
+}
+
+/// Serialises bytes as lowercase hex.
+pub(crate) fn as_hex<S: serde::Serializer, T: AsRef<[u8]>>(
+    bytes: &T,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(bytes))
+}

@@ -56,3 +56,23 @@ pub enum Error {
     #[error("debug {0} refused")]
     DebugRefused(String),
 }
+
+impl Error {
+    /// A stable name for the check that failed, for JSON output and for matching.
+    pub fn check(&self) -> &'static str {
+        match self {
+            Self::Malformed { .. } => "malformed",
+            Self::SignatureInvalid { .. } => "signature",
+            Self::CertificateChain { .. } => "certificate_chain",
+            Self::CollateralExpired { .. } => "collateral_expired",
+            Self::TcbOutOfDate { .. } => "tcb_status",
+            Self::TcbMismatch { .. } => "tcb_mismatch",
+            Self::Revoked { .. } => "revoked",
+            Self::Missing(_) => "missing",
+            Self::Unsupported(_) => "unsupported",
+            Self::Internal(_) => "internal",
+            Self::WrongTee { .. } => "wrong_tee",
+            Self::DebugRefused(_) => "debug",
+        }
+    }
+}

@@ -3,6 +3,8 @@
 use dcap_qvl::quote::{EnclaveReport, TDReport10};
 use serde::Serialize;
 
+use crate::claims::as_hex;
+
 /// Claims from an SGX enclave report (quote v3) plus the FMSPC of the quote's PCK certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SgxClaims {
@@ -95,8 +97,4 @@ impl TdxClaims {
     pub fn is_debug(&self) -> bool {
         self.td_attributes.first().is_some_and(|b| b & 0x01 != 0)
     }
-}
-
-fn as_hex<S: serde::Serializer, T: AsRef<[u8]>>(bytes: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&hex::encode(bytes))
 }

@@ -213,7 +213,37 @@ fn parse(quote: &[u8], expected: TeeKind) -> Result<Quote, Error> {
             found: format!("{found:?} quote"),
         });
     }
+    check_trailing_bytes(quote, parsed.header.version)?;
     Ok(parsed)
+}
+
+/// Some quote producers hand out a fixed-size buffer: the quote followed by zero padding.
+/// Padding is accepted; any other byte after the signed structure is refused, so that one
+/// quote has one meaning.
+fn check_trailing_bytes(quote: &[u8], version: u16) -> Result<(), Error> {
+    let malformed = |reason: &str| Error::Malformed {
+        what: "DCAP quote",
+        reason: reason.into(),
+    };
+    let u32_at = |at: usize| -> Option<usize> {
+        let bytes: [u8; 4] = quote.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        usize::try_from(u32::from_le_bytes(bytes)).ok()
+    };
+    const HEADER: usize = 48;
+    let body_end = match version {
+        3 => Some(HEADER + 384),
+        4 => Some(HEADER + 584),
+        // v5: a body descriptor (type u16, size u32) precedes the body.
+        _ => u32_at(HEADER + 2).and_then(|size| size.checked_add(HEADER + 6)),
+    };
+    let end = body_end
+        .and_then(|at| u32_at(at).and_then(|len| len.checked_add(at)?.checked_add(4)))
+        .ok_or_else(|| malformed("truncated signature data"))?;
+    match quote.get(end..) {
+        Some(rest) if rest.iter().all(|&b| b == 0) => Ok(()),
+        Some(_) => Err(malformed("non-zero bytes after the signed quote")),
+        None => Err(malformed("truncated signature data")),
+    }
 }
 
 fn fmspc(quote: &Quote) -> Result<[u8; 6], Error> {

@@ -89,6 +89,37 @@ pub fn verify_snp(
     })
 }
 
+/// Verifies an SNP report with its certificates as a host hands them over: `certs` holds the
+/// VCEK or VLEK (found by its common name, `SEV-VCEK` or `SEV-VLEK`) and any ASK/ASVK/ARK, each
+/// entry DER or a PEM bundle.
+pub fn verify_snp_with_certs(
+    report: &[u8],
+    certs: &[Vec<u8>],
+    now: UnixTime,
+) -> Result<SnpVerified, Error> {
+    let mut vek: Option<Vec<u8>> = None;
+    let mut chain = Vec::new();
+    for bytes in certs {
+        for cert in certs::parse_certs(bytes, "SEV-SNP certificate")? {
+            let der = der::Encode::to_der(&cert)
+                .map_err(|e| Error::Internal(format!("re-encoding certificate: {e}")))?;
+            match certs::common_name(&cert).as_deref() {
+                Some("SEV-VCEK" | "SEV-VLEK") if vek.is_some() => {
+                    return Err(Error::CertificateChain {
+                        reason: "more than one VCEK/VLEK certificate supplied".into(),
+                    });
+                }
+                Some("SEV-VCEK" | "SEV-VLEK") => vek = Some(der),
+                _ => chain.push(der),
+            }
+        }
+    }
+    let vek = vek.ok_or_else(|| {
+        Error::Missing("VCEK or VLEK certificate (common name SEV-VCEK or SEV-VLEK)".into())
+    })?;
+    verify_snp(report, &vek, &chain, now)
+}
+
 /// Converts a 72-byte little-endian field to a 48-byte big-endian scalar; the top 24 bytes
 /// must be zero.
 fn le72_to_be48(le: &[u8; 72]) -> Option<[u8; 48]> {
