@@ -305,9 +305,9 @@ impl RaTlsCert {
         }
     }
 
-    /// Checks that `report_data` (from verified evidence) binds this certificate's key, and
-    /// the nonce if one is expected.
-    fn binding_failures(&self, report_data: &[u8], nonce: Option<&[u8]>) -> Vec<FailedCheck> {
+    /// The binding checks that fail: `report_data` (from verified evidence) must bind this
+    /// certificate's key, and carry the nonce if one is expected.
+    pub fn binding_checks(&self, report_data: &[u8], nonce: Option<&[u8]>) -> Vec<FailedCheck> {
         let mut failed = Vec::new();
         match &self.evidence {
             CertEvidence::Tagged {
@@ -395,8 +395,7 @@ impl RaTlsVerifier {
             Ok(v) => v,
             Err(e) => return Verdict::not_verified(&e),
         };
-        let mut failed =
-            cert.binding_failures(verified.claims.report_data(), self.nonce.as_deref());
+        let mut failed = cert.binding_checks(verified.claims.report_data(), self.nonce.as_deref());
         failed.extend(self.policy.check(&verified, now));
         Verdict {
             accepted: failed.is_empty(),

@@ -47,11 +47,9 @@ impl SimPlatform {
         let key_path = dir.join(PLATFORM_KEY_FILE);
         match std::fs::read_to_string(&key_path) {
             Ok(text) => {
-                let seed = Zeroizing::new(hex::decode(text.trim()).map_err(|e| {
-                    Error::Device {
-                        backend: "sim",
-                        reason: format!("{}: not hex: {e}", key_path.display()),
-                    }
+                let seed = Zeroizing::new(hex::decode(text.trim()).map_err(|e| Error::Device {
+                    backend: "sim",
+                    reason: format!("{}: not hex: {e}", key_path.display()),
                 })?);
                 let seed: &[u8; 32] = seed.as_slice().try_into().map_err(|_| Error::Device {
                     backend: "sim",
@@ -126,7 +124,8 @@ impl SimSource {
     /// Evidence for the running executable: its measurement is the SHA-384 of
     /// `std::env::current_exe()`, what `coffer measure` prints for the same file.
     pub fn for_current_exe(platform: SimPlatform) -> Result<Self, Error> {
-        let exe = std::env::current_exe().map_err(|e| Error::io(PathBuf::from("<current exe>"), e))?;
+        let exe =
+            std::env::current_exe().map_err(|e| Error::io(PathBuf::from("<current exe>"), e))?;
         let measurement = measure_file(&exe).map_err(|e| Error::io(exe, e))?;
         Ok(Self::with_measurement(platform, measurement))
     }
@@ -162,7 +161,12 @@ impl EvidenceSource for SimSource {
     }
 
     fn evidence(&self, report_data: &[u8; 64]) -> Result<Evidence, Error> {
-        let ev = sign_sim_evidence(&self.platform.key, &self.measurement, report_data, self.debug)?;
+        let ev = sign_sim_evidence(
+            &self.platform.key,
+            &self.measurement,
+            report_data,
+            self.debug,
+        )?;
         Ok(Evidence::Sim(ev))
     }
 }
