@@ -627,7 +627,8 @@ impl RaTlsIdentity {
             time::OffsetDateTime::from_unix_timestamp(t)
                 .map_err(|_| IssueError::Certificate(format!("time {t} out of range")))
         };
-        params.not_before = at(now.saturating_sub(3600))?;
+        // Not before 1970: X.509 parsers (x509-cert among them) refuse earlier UTCTime.
+        params.not_before = at(now.saturating_sub(3600).max(0))?;
         params.not_after = at(now.saturating_add(lifetime_secs))?;
         params
             .custom_extensions

@@ -26,6 +26,12 @@ pub fn code(err: &anyhow::Error) -> u8 {
         if let Some(e) = cause.downcast_ref::<coffer_parquet::Error>() {
             return parquet_code(e);
         }
+        if let Some(e) = cause.downcast_ref::<coffer_tee::Error>() {
+            return tee_code(e);
+        }
+        if let Some(e) = cause.downcast_ref::<coffer_attest::Error>() {
+            return attest_code(e);
+        }
     }
     REFUSED
 }
@@ -55,6 +61,25 @@ fn parquet_code(e: &coffer_parquet::Error) -> u8 {
         | E::SchemaFile(_)
         | E::UnknownColumn { .. }
         | E::ApiMisuse(_) => USAGE_OR_IO,
+        _ => REFUSED,
+    }
+}
+
+/// Producing evidence: the TEE interface is missing, unreadable or misbehaving.
+fn tee_code(e: &coffer_tee::Error) -> u8 {
+    use coffer_tee::Error as E;
+    match e {
+        E::Attest(a) => attest_code(a),
+        _ => USAGE_OR_IO,
+    }
+}
+
+/// Attestation errors that escape as errors (not as a verification verdict) are the caller's:
+/// bad arguments, missing inputs, unsupported features.
+fn attest_code(e: &coffer_attest::Error) -> u8 {
+    use coffer_attest::Error as E;
+    match e {
+        E::Malformed { .. } | E::Missing(_) | E::Unsupported(_) | E::Internal(_) => USAGE_OR_IO,
         _ => REFUSED,
     }
 }

@@ -44,6 +44,13 @@ enum Command {
     Seal(cmd::seal::SealArgs),
     /// Open a sealed file or an age file addressed to this party
     Unseal(cmd::seal::UnsealArgs),
+    /// Produce and verify TEE evidence and RA-TLS certificates
+    ///
+    /// Exit codes: 0 verified (and accepted), 1 refused or not verified, 2 usage or I/O error.
+    #[command(subcommand)]
+    Attest(cmd::attest::AttestCommand),
+    /// Print a file's sim measurement (SHA-384), as `sim:measurement=` policy rules name it
+    Measure(cmd::attest::MeasureArgs),
     /// Measure throughput against baselines run side by side
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -73,6 +80,8 @@ fn run(home: &coffer_client::Home, command: Command) -> anyhow::Result<()> {
         Command::Inspect(args) => cmd::table::inspect(home, &args),
         Command::Seal(args) => cmd::seal::seal(home, &args),
         Command::Unseal(args) => cmd::seal::unseal(home, &args),
+        Command::Attest(c) => cmd::attest::run(home, c),
+        Command::Measure(args) => cmd::attest::measure(&args),
         Command::Bench(c) => cmd::bench::run(c),
     }
 }

@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod attest;
 pub mod bench;
 pub mod identity;
 pub mod keys;
@@ -8,9 +9,15 @@ pub mod table;
 
 use std::path::Path;
 
-/// Prints `value` as pretty JSON on stdout.
+/// Prints `value` as pretty JSON on stdout; a closed stdout (`| head`) is an I/O error, not a
+/// panic.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    use std::io::Write;
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@
     clippy::arithmetic_side_effects
 )]
 
+mod attest;
 mod common;
 mod identity;
 #[path = "../../../coffer-parquet/tests/py/peer.rs"]
