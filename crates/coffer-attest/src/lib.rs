@@ -14,6 +14,7 @@
 
 pub mod claims;
 pub mod dcap;
+mod ecdsa;
 mod error;
 mod evidence;
 pub mod nitro;

@@ -2,11 +2,11 @@
 //! pinned by SHA-256. Every link is ECDSA P-384 with SHA-384.
 
 use der::{Decode, Encode};
-use p384::ecdsa::{DerSignature, VerifyingKey, signature::Verifier};
 use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 use x509_cert::der::asn1::ObjectIdentifier;
 
+use crate::ecdsa::P384Key;
 use crate::x509::check_validity;
 use crate::{Error, UnixTime};
 
@@ -69,31 +69,30 @@ fn check_link(issuer: &Certificate, subject: &Certificate) -> Result<(), Error> 
         )));
     }
     let key = public_key(issuer)?;
-    let sig = DerSignature::from_bytes(subject.signature.raw_bytes())
-        .map_err(|_| chain_err(format!("{}: malformed signature", name(subject))))?;
     let tbs = subject
         .tbs_certificate
         .to_der()
         .map_err(|e| Error::Internal(format!("re-encoding TBS: {e}")))?;
-    // p384's verifier hashes with SHA-384, the hash the algorithm OID above names.
-    key.verify(&tbs, &sig).map_err(|_| {
-        chain_err(format!(
+    if key.verify_der(&tbs, subject.signature.raw_bytes()) {
+        Ok(())
+    } else {
+        Err(chain_err(format!(
             "{}: signature by {} invalid",
             name(subject),
             name(issuer)
-        ))
-    })
+        )))
+    }
 }
 
 /// The certificate's P-384 public key.
-pub(crate) fn public_key(cert: &Certificate) -> Result<VerifyingKey, Error> {
+pub(crate) fn public_key(cert: &Certificate) -> Result<P384Key, Error> {
     let bits = cert
         .tbs_certificate
         .subject_public_key_info
         .subject_public_key
         .raw_bytes();
-    VerifyingKey::from_sec1_bytes(bits)
-        .map_err(|_| chain_err(format!("{}: public key is not P-384", name(cert))))
+    P384Key::from_sec1(bits)
+        .ok_or_else(|| chain_err(format!("{}: public key is not P-384", name(cert))))
 }
 
 /// Verifies leaf ← cabundle[n-1] ← … ← cabundle[0] = pinned root, all valid at `now`.

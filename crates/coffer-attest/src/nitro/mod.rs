@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 
 use coset::cbor::Value;
 use coset::{CborSerializable, CoseSign1, TaggedCborSerializable, iana};
-use p384::ecdsa::{Signature, signature::Verifier};
 
 pub use chain::{AWS_NITRO_ROOT_G1_SHA256, aws_nitro_root_der};
 
@@ -240,8 +239,11 @@ fn verify_with_root(doc: &[u8], root_der: &[u8], now: UnixTime) -> Result<NitroV
         what: "Nitro attestation document (COSE_Sign1)".into(),
     };
     sign1.verify_signature(b"", |sig, data| {
-        let sig = Signature::from_slice(sig).map_err(|_| bad())?;
-        key.verify(data, &sig).map_err(|_| bad())
+        if key.verify_fixed(data, sig) {
+            Ok(())
+        } else {
+            Err(bad())
+        }
     })?;
     Ok(NitroVerified {
         claims: payload.claims,

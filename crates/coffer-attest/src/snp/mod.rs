@@ -15,8 +15,6 @@
 mod certs;
 mod report;
 
-use p384::ecdsa::{Signature, VerifyingKey, signature::Verifier};
-
 pub use certs::{
     ARK_SHA256, VekExtensions, parse_vek_extensions, pinned_ark_fingerprint, sev_builtin_ark_der,
 };
@@ -24,6 +22,7 @@ pub use report::{
     POLICY_DEBUG_BIT, REPORT_LEN, SnpClaims, SnpGeneration, SnpSigner, SnpTcb, parse_snp_report,
 };
 
+use crate::ecdsa::P384Key;
 use crate::{Error, TcbStatus, UnixTime};
 
 /// A report whose signature, chain and TCB binding all verified.
@@ -144,14 +143,20 @@ fn verify_signature(
         .subject_public_key_info
         .subject_public_key
         .raw_bytes();
-    let key = VerifyingKey::from_sec1_bytes(spki).map_err(|_| Error::Malformed {
+    let key = P384Key::from_sec1(spki).ok_or_else(|| Error::Malformed {
         what: "VEK certificate",
         reason: "public key is not P-384".into(),
     })?;
     let (Some(r), Some(s)) = (le72_to_be48(&raw.sig_r_le), le72_to_be48(&raw.sig_s_le)) else {
         return Err(bad("signature component out of range"));
     };
-    let sig = Signature::from_scalars(r, s).map_err(|_| bad("signature component out of range"))?;
-    key.verify(raw.signed, &sig)
-        .map_err(|_| bad("does not verify with the VEK"))
+    let mut sig = [0u8; 96];
+    let (sig_r, sig_s) = sig.split_at_mut(48);
+    sig_r.copy_from_slice(&r);
+    sig_s.copy_from_slice(&s);
+    if key.verify_fixed(raw.signed, &sig) {
+        Ok(())
+    } else {
+        Err(bad("does not verify with the VEK"))
+    }
 }
