@@ -32,6 +32,9 @@ pub fn code(err: &anyhow::Error) -> u8 {
         if let Some(e) = cause.downcast_ref::<coffer_attest::Error>() {
             return attest_code(e);
         }
+        if let Some(e) = cause.downcast_ref::<coffer_manifest::Error>() {
+            return manifest_code(e);
+        }
     }
     REFUSED
 }
@@ -80,6 +83,16 @@ fn attest_code(e: &coffer_attest::Error) -> u8 {
     use coffer_attest::Error as E;
     match e {
         E::Malformed { .. } | E::Missing(_) | E::Unsupported(_) | E::Internal(_) => USAGE_OR_IO,
+        _ => REFUSED,
+    }
+}
+
+/// Manifest errors: an invalid manifest or signatures file, or a signer that is not a party, is
+/// refused; a missing predecessor or inconsistent arguments are the caller's.
+fn manifest_code(e: &coffer_manifest::Error) -> u8 {
+    use coffer_manifest::Error as E;
+    match e {
+        E::PredecessorRequired { .. } | E::NotAnUpdate | E::ApiMisuse(_) => USAGE_OR_IO,
         _ => REFUSED,
     }
 }

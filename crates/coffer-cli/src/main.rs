@@ -49,6 +49,12 @@ enum Command {
     /// Exit codes: 0 verified (and accepted), 1 refused or not verified, 2 usage or I/O error.
     #[command(subcommand)]
     Attest(cmd::attest::AttestCommand),
+    /// Check, hash, sign and judge collaboration manifests
+    ///
+    /// Exit codes: 0 ok (for status: whether or not active), 1 invalid or refused, 2 usage or
+    /// I/O error.
+    #[command(subcommand)]
+    Manifest(cmd::manifest::ManifestCommand),
     /// Print a file's sim measurement (SHA-384), as `sim:measurement=` policy rules name it
     Measure(cmd::attest::MeasureArgs),
     /// Measure throughput against baselines run side by side
@@ -81,6 +87,7 @@ fn run(home: &coffer_client::Home, command: Command) -> anyhow::Result<()> {
         Command::Seal(args) => cmd::seal::seal(home, &args),
         Command::Unseal(args) => cmd::seal::unseal(home, &args),
         Command::Attest(c) => cmd::attest::run(home, c),
+        Command::Manifest(c) => cmd::manifest::run(home, c),
         Command::Measure(args) => cmd::attest::measure(&args),
         Command::Bench(c) => cmd::bench::run(c),
     }

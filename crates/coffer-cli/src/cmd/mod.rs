@@ -4,6 +4,7 @@ pub mod attest;
 pub mod bench;
 pub mod identity;
 pub mod keys;
+pub mod manifest;
 pub mod seal;
 pub mod table;
 

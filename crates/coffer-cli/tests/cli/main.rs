@@ -9,6 +9,7 @@
 mod attest;
 mod common;
 mod identity;
+mod manifest;
 #[path = "../../../coffer-parquet/tests/py/peer.rs"]
 mod py_peer;
 mod seal;
