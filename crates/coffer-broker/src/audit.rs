@@ -1,0 +1,243 @@
+//! The audit log: append-only entries, each naming the SHA-256 of the previous entry's
+//! canonical bytes and signed with the broker's Ed25519 key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Domain separation for audit-entry signatures.
+pub const AUDIT_DOMAIN: &[u8] = b"coffer-broker-audit-entry-v1\0";
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuditEvent {
+    /// A manifest (or new signatures for it) was submitted.
+    ManifestSubmitted {
+        /// `sha256:<hex>` of the manifest.
+        hash: String,
+    },
+    /// A manifest became active.
+    ManifestActivated {
+        /// `sha256:<hex>` of the manifest.
+        hash: String,
+    },
+    /// A data owner uploaded a dataset's key.
+    KeyUploaded {
+        /// The manifest hash.
+        manifest: String,
+        /// The dataset.
+        dataset: String,
+        /// The uploading party.
+        party: String,
+    },
+    /// Keys were released to a worker.
+    KeyReleased {
+        /// The manifest hash.
+        manifest: String,
+        /// The computation.
+        computation: String,
+        /// The datasets whose keys were released.
+        datasets: Vec<String>,
+        /// The worker's TEE kind: `sim` marks a release that rests on simulated evidence,
+        /// which proves nothing.
+        worker_tee: String,
+        /// The worker's measurements, `name → hex`.
+        worker_measurements: BTreeMap<String, String>,
+    },
+    /// A release was refused.
+    KeyRefused {
+        /// The manifest hash as requested.
+        manifest: String,
+        /// The computation as requested.
+        computation: String,
+        /// Why.
+        reasons: Vec<String>,
+    },
+    /// A worker's job receipt, kept as it came.
+    JobReceipt {
+        /// The receipt.
+        receipt: serde_json::Value,
+    },
+}
+
+/// One audit entry. Its canonical bytes are its JSON in this field order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditEntry {
+    /// Position in the log, from 1.
+    pub seq: u64,
+    /// Hex SHA-256 of the previous entry's canonical bytes; 64 zeros for the first.
+    pub prev_hash: String,
+    /// Unix time of the event.
+    pub time: i64,
+    /// What happened.
+    pub event: AuditEvent,
+}
+
+impl AuditEntry {
+    /// The bytes that are hashed and signed.
+    pub fn canonical_bytes(&self) -> Result<Vec<u8>, AuditError> {
+        serde_json::to_vec(self).map_err(|e| AuditError::Encoding(e.to_string()))
+    }
+
+    /// Hex SHA-256 of the canonical bytes: what the next entry names as `prev_hash`.
+    pub fn hash_hex(&self) -> Result<String, AuditError> {
+        Ok(hex::encode(Sha256::digest(self.canonical_bytes()?)))
+    }
+}
+
+/// An entry with the broker's signature (hex) over `AUDIT_DOMAIN || canonical bytes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedEntry {
+    /// The entry.
+    pub entry: AuditEntry,
+    /// Hex Ed25519 signature.
+    pub signature: String,
+}
+
+impl SignedEntry {
+    /// One JSON line (without the newline).
+    pub fn to_json_line(&self) -> Result<String, AuditError> {
+        serde_json::to_string(self).map_err(|e| AuditError::Encoding(e.to_string()))
+    }
+
+    /// Parses one JSON line.
+    pub fn from_json_line(line: &str) -> Result<Self, AuditError> {
+        serde_json::from_str(line).map_err(|e| AuditError::Encoding(e.to_string()))
+    }
+}
+
+/// Why an audit log does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// An entry is not where its sequence number says: one was removed or reordered.
+    #[error("entry at position {position} has seq {found}: an entry was removed or reordered")]
+    Sequence {
+        /// The expected seq.
+        position: u64,
+        /// The seq found.
+        found: u64,
+    },
+    /// An entry's `prev_hash` does not match the entry before it.
+    #[error("entry {seq} does not chain to the entry before it")]
+    Chain {
+        /// The entry's seq.
+        seq: u64,
+    },
+    /// An entry's signature does not verify: it was edited or not signed by this broker.
+    #[error("entry {seq} has a bad signature: edited, or not from this broker")]
+    Signature {
+        /// The entry's seq.
+        seq: u64,
+    },
+    /// An entry does not encode or decode.
+    #[error("audit entry encoding: {0}")]
+    Encoding(String),
+}
+
+/// The zero hash the first entry chains to.
+pub(crate) fn genesis_hash() -> String {
+    "0".repeat(64)
+}
+
+/// The broker's audit signer.
+pub struct AuditLog {
+    key: SigningKey,
+}
+
+impl fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditLog")
+            .field(
+                "public_key",
+                &hex::encode(self.key.verifying_key().as_bytes()),
+            )
+            .finish()
+    }
+}
+
+impl AuditLog {
+    /// An audit signer with the broker's signing key.
+    pub fn new(key: SigningKey) -> Self {
+        Self { key }
+    }
+
+    /// The public key that verifies the log.
+    pub fn public_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// Makes and signs the entry that follows `prev` (or the first entry).
+    pub fn next(
+        &self,
+        prev: Option<&AuditEntry>,
+        time: i64,
+        event: AuditEvent,
+    ) -> Result<SignedEntry, AuditError> {
+        let (seq, prev_hash) = match prev {
+            None => (1, genesis_hash()),
+            Some(p) => (
+                p.seq
+                    .checked_add(1)
+                    .ok_or_else(|| AuditError::Encoding("seq overflow".into()))?,
+                p.hash_hex()?,
+            ),
+        };
+        let entry = AuditEntry {
+            seq,
+            prev_hash,
+            time,
+            event,
+        };
+        let signature = self.sign(&entry)?;
+        Ok(SignedEntry { entry, signature })
+    }
+
+    fn sign(&self, entry: &AuditEntry) -> Result<String, AuditError> {
+        let mut msg = AUDIT_DOMAIN.to_vec();
+        msg.extend_from_slice(&entry.canonical_bytes()?);
+        Ok(hex::encode(self.key.sign(&msg).to_bytes()))
+    }
+}
+
+/// Verifies a whole log from its first entry: sequence, hash chain and every signature.
+///
+/// Detects edited, removed and reordered entries. A log cut at its end verifies: compare its
+/// length and last hash with a head you trust to detect that.
+pub fn verify_log(entries: &[SignedEntry], broker_key: &VerifyingKey) -> Result<(), AuditError> {
+    let mut prev_hash = genesis_hash();
+    let mut position: u64 = 0;
+    for signed in entries {
+        position = position
+            .checked_add(1)
+            .ok_or_else(|| AuditError::Encoding("seq overflow".into()))?;
+        let entry = &signed.entry;
+        let bytes = entry.canonical_bytes()?;
+        let mut msg = AUDIT_DOMAIN.to_vec();
+        msg.extend_from_slice(&bytes);
+        let sig_ok = hex::decode(&signed.signature)
+            .ok()
+            .and_then(|b| Signature::from_slice(&b).ok())
+            .is_some_and(|sig| broker_key.verify(&msg, &sig).is_ok());
+        if !sig_ok {
+            return Err(AuditError::Signature { seq: entry.seq });
+        }
+        if entry.seq != position {
+            return Err(AuditError::Sequence {
+                position,
+                found: entry.seq,
+            });
+        }
+        if entry.prev_hash != prev_hash {
+            return Err(AuditError::Chain { seq: entry.seq });
+        }
+        prev_hash = hex::encode(Sha256::digest(&bytes));
+    }
+    Ok(())
+}

@@ -1,0 +1,670 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+use std::collections::BTreeMap;
+
+use coffer_attest::{Evidence, FailedCheck, Verified, Verifier, sim::sign_sim_evidence};
+use coffer_broker::{
+    AuditError, AuditEvent, Broker, BrokerError, Refusal, SignedEntry, StoreError, verify_log,
+};
+use coffer_crypto::SecretKey;
+use coffer_manifest::{Manifest, SignatureFile, sign};
+use ed25519_dalek::SigningKey;
+
+const NOW: i64 = 1_800_000_000;
+const MEASUREMENT: [u8; 48] = [0x4f; 48];
+const PARTIES: [&str; 3] = ["alpha", "beta", "carol"];
+
+fn party_key(name: &str) -> SigningKey {
+    let seed = match name {
+        "alpha" => 1,
+        "beta" => 2,
+        _ => 3,
+    };
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn platform() -> SigningKey {
+    SigningKey::from_bytes(&[9; 32])
+}
+
+fn digest(name: &str) -> String {
+    use sha2::Digest;
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(name.as_bytes()))
+    )
+}
+
+fn yaml(allow_simulation: bool) -> String {
+    let mut parties = String::new();
+    for name in PARTIES {
+        let recipient = age::x25519::Identity::generate().to_public();
+        parties.push_str(&format!(
+            "  - name: {name}\n    signing_key: ed25519:{}\n    recipient: {recipient}\n",
+            hex::encode(party_key(name).verifying_key().as_bytes())
+        ));
+    }
+    format!(
+        "version: 1\nid: study\nparties:\n{parties}\
+         enclave:\n  tee: [sim]\n  measurements: [\"sim:measurement={}\"]\n  \
+         allow_simulation: {allow_simulation}\n\
+         datasets:\n  - {{name: a_data, owner: alpha, uri: \"file://a\", digest: \"{}\"}}\n  \
+         - {{name: b_data, owner: beta, uri: \"file://b\", digest: \"{}\"}}\n\
+         computations:\n  - name: joined\n    kind: sql\n    \
+         query: SELECT count(*) AS n FROM a_data JOIN b_data USING (id)\n    \
+         inputs: [a_data, b_data]\n    recipients: [carol]\n\
+         governance: {{update: all}}\n",
+        hex::encode(MEASUREMENT),
+        digest("a"),
+        digest("b"),
+    )
+}
+
+fn sigs(manifest: &Manifest, signers: &[&str]) -> SignatureFile {
+    let mut file = SignatureFile::new(manifest.hash());
+    for name in signers {
+        file.add(
+            manifest.hash(),
+            sign(manifest, None, name, &party_key(name)).unwrap(),
+        )
+        .unwrap();
+    }
+    file
+}
+
+fn worker(measurement: [u8; 48], debug: bool) -> Verified {
+    let evidence = sign_sim_evidence(&platform(), &measurement, &[0; 64], debug).unwrap();
+    Verifier::new()
+        .with_sim_root(platform().verifying_key().to_bytes())
+        .verify(&Evidence::Sim(evidence), NOW)
+        .unwrap()
+}
+
+fn good_digests() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("a_data".to_owned(), digest("a")),
+        ("b_data".to_owned(), digest("b")),
+    ])
+}
+
+fn key_a() -> SecretKey {
+    SecretKey::from_bytes(&[0xa1; 32]).unwrap()
+}
+
+fn key_b() -> SecretKey {
+    SecretKey::from_bytes(&[0xb2; 16]).unwrap()
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    broker: Broker,
+    manifest: Manifest,
+}
+
+/// A broker holding the manifest signed by `signers`, with both data keys uploaded.
+fn fixture(allow_simulation: bool, signers: &[&str]) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
+    let text = yaml(allow_simulation);
+    let manifest = Manifest::from_yaml(&text).unwrap();
+    let status = broker
+        .submit_manifest(&text, &sigs(&manifest, signers), NOW)
+        .unwrap();
+    assert_eq!(status.active, signers.len() == PARTIES.len());
+    let hash = manifest.hash();
+    broker
+        .upload_key(&hash, "a_data", "alpha", &key_a(), NOW)
+        .unwrap();
+    broker
+        .upload_key(&hash, "b_data", "beta", &key_b(), NOW)
+        .unwrap();
+    Fixture {
+        dir,
+        broker,
+        manifest,
+    }
+}
+
+fn last_event(broker: &Broker) -> AuditEvent {
+    broker
+        .audit_entries()
+        .unwrap()
+        .last()
+        .unwrap()
+        .entry
+        .event
+        .clone()
+}
+
+/// Asserts that `refusal` was returned, nothing released, and the refusal audited.
+fn assert_refused(f: &Fixture, result: Result<BTreeMap<String, SecretKey>, Refusal>) -> Refusal {
+    let refusal = result.expect_err("keys must not be released");
+    match last_event(&f.broker) {
+        AuditEvent::KeyRefused { reasons, .. } => assert_eq!(reasons, refusal.reasons()),
+        other => panic!("expected KeyRefused, got {other:?}"),
+    }
+    assert!(
+        !f.broker
+            .audit_entries()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e.entry.event, AuditEvent::KeyReleased { .. }))
+    );
+    verify_log(&f.broker.audit_entries().unwrap(), &f.broker.public_key()).unwrap();
+    refusal
+}
+
+fn release(f: &Fixture, worker: &Verified) -> Result<BTreeMap<String, SecretKey>, Refusal> {
+    f.broker
+        .release(&f.manifest.hash(), "joined", &good_digests(), worker, NOW)
+}
+
+#[test]
+fn happy_path_releases_the_inputs_keys() {
+    let f = fixture(true, &PARTIES);
+    let keys = release(&f, &worker(MEASUREMENT, false)).unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys["a_data"], key_a());
+    assert_eq!(keys["b_data"], key_b());
+    match last_event(&f.broker) {
+        AuditEvent::KeyReleased {
+            datasets,
+            worker_measurements,
+            computation,
+            worker_tee,
+            ..
+        } => {
+            assert_eq!(datasets, ["a_data", "b_data"]);
+            assert_eq!(worker_tee, "sim");
+            assert_eq!(computation, "joined");
+            assert_eq!(worker_measurements["measurement"], hex::encode(MEASUREMENT));
+        }
+        other => panic!("expected KeyReleased, got {other:?}"),
+    }
+    let entries = f.broker.audit_entries().unwrap();
+    verify_log(&entries, &f.broker.public_key()).unwrap();
+    // submitted, activated, two uploads, one release
+    assert_eq!(entries.len(), 5);
+}
+
+#[test]
+fn refuses_unsigned_manifest() {
+    let f = fixture(true, &[]);
+    let refusal = assert_refused(&f, release(&f, &worker(MEASUREMENT, false)));
+    assert_eq!(
+        refusal,
+        Refusal::OwnerNotSigned {
+            party: "alpha".into()
+        }
+    );
+}
+
+#[test]
+fn refuses_when_one_owner_did_not_sign() {
+    let f = fixture(true, &["alpha", "carol"]);
+    let refusal = assert_refused(&f, release(&f, &worker(MEASUREMENT, false)));
+    assert_eq!(
+        refusal,
+        Refusal::OwnerNotSigned {
+            party: "beta".into()
+        }
+    );
+}
+
+#[test]
+fn refuses_inactive_manifest_when_a_non_owner_did_not_sign() {
+    let f = fixture(true, &["alpha", "beta"]);
+    let refusal = assert_refused(&f, release(&f, &worker(MEASUREMENT, false)));
+    assert_eq!(refusal, Refusal::ManifestNotActive);
+}
+
+#[test]
+fn refuses_wrong_measurement() {
+    let f = fixture(true, &PARTIES);
+    let refusal = assert_refused(&f, release(&f, &worker([0x11; 48], false)));
+    let Refusal::Appraisal(checks) = refusal else {
+        panic!("expected appraisal refusal, got {refusal:?}")
+    };
+    assert!(
+        checks
+            .iter()
+            .any(|c| matches!(c, FailedCheck::MeasurementNotAllowed { .. }))
+    );
+}
+
+#[test]
+fn refuses_debug_evidence() {
+    let f = fixture(true, &PARTIES);
+    let refusal = assert_refused(&f, release(&f, &worker(MEASUREMENT, true)));
+    assert!(matches!(&refusal, Refusal::Appraisal(c) if c.contains(&FailedCheck::DebugNotAllowed)));
+}
+
+#[test]
+fn refuses_sim_evidence_when_policy_disallows_simulation() {
+    let f = fixture(false, &PARTIES);
+    let refusal = assert_refused(&f, release(&f, &worker(MEASUREMENT, false)));
+    assert!(
+        matches!(&refusal, Refusal::Appraisal(c) if c.contains(&FailedCheck::SimulationNotAllowed))
+    );
+}
+
+#[test]
+fn refuses_digest_mismatch_missing_and_extra_inputs() {
+    let f = fixture(true, &PARTIES);
+    let w = worker(MEASUREMENT, false);
+    let hash = f.manifest.hash();
+
+    let mut wrong = good_digests();
+    wrong.insert("b_data".into(), digest("tampered"));
+    let r = assert_refused(&f, f.broker.release(&hash, "joined", &wrong, &w, NOW));
+    assert_eq!(
+        r,
+        Refusal::DigestMismatch {
+            dataset: "b_data".into()
+        }
+    );
+
+    let mut missing = good_digests();
+    missing.remove("a_data");
+    let r = assert_refused(&f, f.broker.release(&hash, "joined", &missing, &w, NOW));
+    assert_eq!(
+        r,
+        Refusal::DigestMismatch {
+            dataset: "a_data".into()
+        }
+    );
+
+    let mut extra = good_digests();
+    extra.insert("c_data".into(), digest("c"));
+    let r = assert_refused(&f, f.broker.release(&hash, "joined", &extra, &w, NOW));
+    assert_eq!(
+        r,
+        Refusal::DigestMismatch {
+            dataset: "c_data".into()
+        }
+    );
+}
+
+#[test]
+fn refuses_unknown_manifest_computation_and_missing_key() {
+    let f = fixture(true, &PARTIES);
+    let w = worker(MEASUREMENT, false);
+    let other = coffer_manifest::ManifestHash([7; 32]);
+    let r = assert_refused(
+        &f,
+        f.broker.release(&other, "joined", &good_digests(), &w, NOW),
+    );
+    assert_eq!(r, Refusal::UnknownManifest);
+    let r = assert_refused(
+        &f,
+        f.broker
+            .release(&f.manifest.hash(), "nope", &good_digests(), &w, NOW),
+    );
+    assert_eq!(r, Refusal::UnknownComputation);
+
+    // A fresh broker with the manifest but only alpha's key.
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
+    let text = yaml(true);
+    let manifest = Manifest::from_yaml(&text).unwrap();
+    broker
+        .submit_manifest(&text, &sigs(&manifest, &PARTIES), NOW)
+        .unwrap();
+    broker
+        .upload_key(&manifest.hash(), "a_data", "alpha", &key_a(), NOW)
+        .unwrap();
+    let r = broker
+        .release(&manifest.hash(), "joined", &good_digests(), &w, NOW)
+        .unwrap_err();
+    assert_eq!(
+        r,
+        Refusal::KeyMissing {
+            dataset: "b_data".into()
+        }
+    );
+    assert!(matches!(last_event(&broker), AuditEvent::KeyRefused { .. }));
+}
+
+#[test]
+fn refuses_replayed_nonce() {
+    let f = fixture(true, &PARTIES);
+    f.broker
+        .check_request_nonce("alpha", "n-1", NOW - 10, NOW, 300)
+        .unwrap();
+    assert_eq!(
+        f.broker
+            .check_request_nonce("alpha", "n-1", NOW - 10, NOW + 5, 300),
+        Err(Refusal::ReplayedNonce)
+    );
+    // Another party may use the same nonce string; the same party another nonce.
+    f.broker
+        .check_request_nonce("beta", "n-1", NOW, NOW, 300)
+        .unwrap();
+    f.broker
+        .check_request_nonce("alpha", "n-2", NOW, NOW, 300)
+        .unwrap();
+    // Survives a reopen.
+    drop(f.broker);
+    let broker = Broker::open(f.dir.path()).unwrap();
+    assert_eq!(
+        broker.check_request_nonce("alpha", "n-1", NOW, NOW + 10, 300),
+        Err(Refusal::ReplayedNonce)
+    );
+}
+
+#[test]
+fn refuses_stale_request_time() {
+    let f = fixture(true, &PARTIES);
+    for time in [NOW - 301, NOW + 301, i64::MIN, i64::MAX] {
+        assert!(matches!(
+            f.broker.check_request_nonce("alpha", "n", time, NOW, 300),
+            Err(Refusal::StaleRequest { .. })
+        ));
+    }
+    // A stale request's nonce was not recorded.
+    f.broker
+        .check_request_nonce("alpha", "n", NOW, NOW, 300)
+        .unwrap();
+}
+
+#[test]
+fn refuses_key_upload_by_non_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
+    let text = yaml(true);
+    let manifest = Manifest::from_yaml(&text).unwrap();
+    let hash = manifest.hash();
+    broker
+        .submit_manifest(&text, &sigs(&manifest, &PARTIES), NOW)
+        .unwrap();
+    let before = broker.audit_entries().unwrap().len();
+    for uploader in ["beta", "carol", "mallory"] {
+        let err = broker
+            .upload_key(&hash, "a_data", uploader, &key_b(), NOW)
+            .unwrap_err();
+        assert!(
+            matches!(&err, BrokerError::NotOwner { party, dataset } if party == uploader && dataset == "a_data"),
+            "{err:?}"
+        );
+    }
+    assert!(matches!(
+        broker.upload_key(&hash, "z_data", "alpha", &key_a(), NOW),
+        Err(BrokerError::UnknownDataset(_))
+    ));
+    assert!(matches!(
+        broker.upload_key(
+            &coffer_manifest::ManifestHash([1; 32]),
+            "a_data",
+            "alpha",
+            &key_a(),
+            NOW
+        ),
+        Err(BrokerError::UnknownManifest(_))
+    ));
+    assert_eq!(broker.audit_entries().unwrap().len(), before);
+    // Nothing was stored: the release finds no key for a_data.
+    broker
+        .upload_key(&hash, "b_data", "beta", &key_b(), NOW)
+        .unwrap();
+    let r = broker
+        .release(
+            &hash,
+            "joined",
+            &good_digests(),
+            &worker(MEASUREMENT, false),
+            NOW,
+        )
+        .unwrap_err();
+    assert_eq!(
+        r,
+        Refusal::KeyMissing {
+            dataset: "a_data".into()
+        }
+    );
+    // The owner cannot silently replace a held key either.
+    assert!(matches!(
+        broker.upload_key(&hash, "b_data", "beta", &key_a(), NOW),
+        Err(BrokerError::KeyExists { .. })
+    ));
+}
+
+#[test]
+fn signatures_accumulate_across_submissions() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
+    let text = yaml(true);
+    let manifest = Manifest::from_yaml(&text).unwrap();
+    let first = broker
+        .submit_manifest(&text, &sigs(&manifest, &["alpha"]), NOW)
+        .unwrap();
+    assert!(!first.active);
+    let second = broker
+        .submit_manifest(&text, &sigs(&manifest, &["beta", "carol"]), NOW)
+        .unwrap();
+    assert!(second.active);
+    assert!(matches!(
+        last_event(&broker),
+        AuditEvent::ManifestActivated { .. }
+    ));
+    // Submitting no signatures later does not deactivate it.
+    broker
+        .submit_manifest(&text, &sigs(&manifest, &[]), NOW)
+        .unwrap();
+    for (name, key) in [("a_data", "alpha"), ("b_data", "beta")] {
+        broker
+            .upload_key(&manifest.hash(), name, key, &key_a(), NOW)
+            .unwrap();
+    }
+    broker
+        .release(
+            &manifest.hash(),
+            "joined",
+            &good_digests(),
+            &worker(MEASUREMENT, false),
+            NOW,
+        )
+        .unwrap();
+}
+
+#[test]
+fn audit_log_detects_edit_removal_and_reorder() {
+    let f = fixture(true, &PARTIES);
+    release(&f, &worker(MEASUREMENT, false)).unwrap();
+    let entries = f.broker.audit_entries().unwrap();
+    let pk = f.broker.public_key();
+    verify_log(&entries, &pk).unwrap();
+
+    // JSON lines round trip.
+    let exported = f.broker.export_audit().unwrap();
+    let parsed: Vec<SignedEntry> = exported
+        .lines()
+        .map(|l| SignedEntry::from_json_line(l).unwrap())
+        .collect();
+    assert_eq!(parsed, entries);
+
+    let mut edited = entries.clone();
+    if let AuditEvent::KeyUploaded { party, .. } = &mut edited[2].entry.event {
+        *party = "mallory".into();
+    } else {
+        panic!("entry 3 should be an upload");
+    }
+    assert_eq!(
+        verify_log(&edited, &pk),
+        Err(AuditError::Signature { seq: 3 })
+    );
+
+    let mut removed = entries.clone();
+    removed.remove(1);
+    assert_eq!(
+        verify_log(&removed, &pk),
+        Err(AuditError::Sequence {
+            position: 2,
+            found: 3
+        })
+    );
+
+    let mut reordered = entries.clone();
+    reordered.swap(2, 3);
+    assert_eq!(
+        verify_log(&reordered, &pk),
+        Err(AuditError::Sequence {
+            position: 3,
+            found: 4
+        })
+    );
+
+    let other = SigningKey::from_bytes(&[42; 32]).verifying_key();
+    assert_eq!(
+        verify_log(&entries, &other),
+        Err(AuditError::Signature { seq: 1 })
+    );
+}
+
+#[test]
+fn reopening_keeps_manifests_keys_and_log() {
+    let f = fixture(true, &PARTIES);
+    let pk = f.broker.public_key();
+    let before = f.broker.audit_entries().unwrap();
+    drop(f.broker);
+    let broker = Broker::open(f.dir.path()).unwrap();
+    assert_eq!(broker.public_key(), pk);
+    assert_eq!(broker.audit_entries().unwrap(), before);
+    let keys = broker
+        .release(
+            &f.manifest.hash(),
+            "joined",
+            &good_digests(),
+            &worker(MEASUREMENT, false),
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(keys["a_data"], key_a());
+    verify_log(&broker.audit_entries().unwrap(), &pk).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for file in ["sealing.key", "broker-signing.key"] {
+            let mode = std::fs::metadata(f.dir.path().join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
+    }
+}
+
+#[test]
+fn swapped_sealed_key_rows_do_not_open() {
+    let f = fixture(true, &PARTIES);
+    drop(f.broker);
+    {
+        let conn = rusqlite::Connection::open(f.dir.path().join("broker.sqlite")).unwrap();
+        conn.execute_batch(
+            "UPDATE keys SET sealed = (SELECT sealed FROM keys WHERE dataset = 'b_data')
+             WHERE dataset = 'a_data';",
+        )
+        .unwrap();
+    }
+    let broker = Broker::open(f.dir.path()).unwrap();
+    let r = broker
+        .release(
+            &f.manifest.hash(),
+            "joined",
+            &good_digests(),
+            &worker(MEASUREMENT, false),
+            NOW,
+        )
+        .unwrap_err();
+    assert!(matches!(r, Refusal::Internal(_)), "{r:?}");
+}
+
+#[test]
+fn corrupted_database_is_refused_on_open() {
+    let f = fixture(true, &PARTIES);
+    drop(f.broker);
+    let path = f.dir.path().join("broker.sqlite");
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() >= 4 * 4096, "db is {} bytes", bytes.len());
+    let (start, end) = (bytes.len() / 4, bytes.len() * 3 / 4);
+    for (i, b) in bytes[start..end].iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(31).wrapping_add(7);
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let err = Broker::open(f.dir.path()).unwrap_err();
+    assert!(
+        matches!(err, BrokerError::Store(StoreError::Corrupt { .. })),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn garbage_file_is_refused_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broker.sqlite"), vec![0x5a; 8192]).unwrap();
+    let err = Broker::open(dir.path()).unwrap_err();
+    assert!(
+        matches!(err, BrokerError::Store(StoreError::Corrupt { .. })),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn update_is_judged_by_its_stored_predecessor() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
+    let v1_text = yaml(true);
+    let v1 = Manifest::from_yaml(&v1_text).unwrap();
+    let v2_text = v1_text.replacen(
+        "id: study\n",
+        &format!("id: study\npredecessor: \"{}\"\n", v1.hash()),
+        1,
+    );
+    let v2 = Manifest::from_yaml(&v2_text).unwrap();
+    let mut v2_sigs = SignatureFile::new(v2.hash());
+    for name in PARTIES {
+        v2_sigs
+            .add(
+                v2.hash(),
+                sign(&v2, Some(&v1), name, &party_key(name)).unwrap(),
+            )
+            .unwrap();
+    }
+    // The predecessor must be held first.
+    assert!(matches!(
+        broker.submit_manifest(&v2_text, &v2_sigs, NOW),
+        Err(BrokerError::UnknownPredecessor(h)) if h == v1.hash()
+    ));
+    // An update of an inactive predecessor is not active.
+    broker
+        .submit_manifest(&v1_text, &sigs(&v1, &["alpha"]), NOW)
+        .unwrap();
+    assert!(
+        !broker
+            .submit_manifest(&v2_text, &v2_sigs, NOW)
+            .unwrap()
+            .active
+    );
+    broker
+        .submit_manifest(&v1_text, &sigs(&v1, &["beta", "carol"]), NOW)
+        .unwrap();
+    assert!(
+        broker
+            .submit_manifest(&v2_text, &v2_sigs, NOW)
+            .unwrap()
+            .active
+    );
+}
+
+#[test]
+fn job_receipts_are_logged_as_given() {
+    let f = fixture(true, &PARTIES);
+    let receipt = serde_json::json!({"job": "j-1", "output_digest": digest("out")});
+    f.broker.record_receipt(receipt.clone(), NOW).unwrap();
+    assert_eq!(last_event(&f.broker), AuditEvent::JobReceipt { receipt });
+    verify_log(&f.broker.audit_entries().unwrap(), &f.broker.public_key()).unwrap();
+}
