@@ -178,13 +178,10 @@ impl Identity {
     }
 }
 
+/// Party names follow the manifest's naming rule, so that every identity can be named in a
+/// manifest.
 fn validate_name(name: &str) -> Result<(), Error> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if ok {
+    if coffer_manifest::is_valid_name(name) {
         Ok(())
     } else {
         Err(Error::InvalidArgument(format!(

@@ -73,7 +73,7 @@ mod status;
 
 pub use error::{Error, ItemKind};
 pub use hash::{ManifestHash, canonical_json, manifest_hash};
-pub use manifest::{Manifest, Party};
+pub use manifest::{Manifest, Party, is_valid_name};
 pub use model::{
     Computation, ComputationKind, Constraints, Dataset, Governance, ManifestDoc, PartyDoc,
     UpdateRule,

@@ -182,13 +182,18 @@ impl Manifest {
     }
 }
 
-fn validate_name(kind: ItemKind, name: &str) -> Result<(), Error> {
-    let ok = !name.is_empty()
+/// The naming rule for parties, datasets and computations: 1 to 64 characters from
+/// `A-Z a-z 0-9 . _ -`. Party identities (`coffer init --name`) follow it too.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+fn validate_name(kind: ItemKind, name: &str) -> Result<(), Error> {
+    if is_valid_name(name) {
         Ok(())
     } else {
         Err(Error::InvalidName {

@@ -9,7 +9,7 @@ use base64::Engine;
 use serde_json::Value;
 use sha2::{Digest, Sha384};
 
-use crate::common::{Party, only_files};
+use crate::common::{Party, args, only_files};
 
 const JULY_2025: &str = "2025-07-01T00:00:00Z";
 
@@ -92,7 +92,7 @@ fn attest_measure_prints_sha384() {
     fs::write(p.path("prog"), &data).unwrap();
     let expected = hex::encode(Sha384::digest(&data));
     assert_eq!(p.ok(&["measure", "prog"]).trim(), expected);
-    let v = json(&p.ok(&["measure", "prog", "--json"]));
+    let v = json(&p.ok(&args("measure prog --json")));
     assert_eq!(v["measurement"], expected.as_str());
     assert_eq!(v["rule"], format!("sim:measurement={expected}").as_str());
     assert_eq!(v["file"], "prog");
@@ -125,7 +125,7 @@ fn attest_sim_round_trip() {
     );
     assert!(p.home().join("sim-platform.pub").exists());
 
-    let out = p.run(&["attest", "verify", "--tee", "sim", "--evidence", "ev.bin"]);
+    let out = p.run(&args("attest verify --tee sim --evidence ev.bin"));
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -149,30 +149,14 @@ fn attest_sim_round_trip() {
 
     // Policies.
     sim_policy(&p, "ok.yaml", true, &m);
-    let v = json(&p.ok(&[
-        "attest",
-        "verify",
-        "--tee",
-        "sim",
-        "--evidence",
-        "ev.bin",
-        "--policy",
-        "ok.yaml",
-    ]));
+    let v = json(&p.ok(&args(
+        "attest verify --tee sim --evidence ev.bin --policy ok.yaml",
+    )));
     assert_eq!(v["accepted"], true);
     sim_policy(&p, "nosim.yaml", false, &m);
     let v = refused_json(
         &p,
-        &[
-            "attest",
-            "verify",
-            "--tee",
-            "sim",
-            "--evidence",
-            "ev.bin",
-            "--policy",
-            "nosim.yaml",
-        ],
+        &args("attest verify --tee sim --evidence ev.bin --policy nosim.yaml"),
     );
     assert_eq!(v["verified"], true);
     assert_eq!(v["accepted"], false);
@@ -180,52 +164,19 @@ fn attest_sim_round_trip() {
     sim_policy(&p, "wrong.yaml", true, &"11".repeat(48));
     let v = refused_json(
         &p,
-        &[
-            "attest",
-            "verify",
-            "--tee",
-            "sim",
-            "--evidence",
-            "ev.bin",
-            "--policy",
-            "wrong.yaml",
-        ],
+        &args("attest verify --tee sim --evidence ev.bin --policy wrong.yaml"),
     );
     assert_eq!(checks(&v), ["measurement"]);
 
     // A debug enclave.
-    p.ok(&[
-        "attest",
-        "evidence",
-        "--tee",
-        "sim",
-        "--report-data",
-        "01",
-        "-o",
-        "debug.bin",
-        "--debug",
-    ]);
-    let v = json(&p.ok(&[
-        "attest",
-        "verify",
-        "--tee",
-        "sim",
-        "--evidence",
-        "debug.bin",
-    ]));
+    p.ok(&args(
+        "attest evidence --tee sim --report-data 01 -o debug.bin --debug",
+    ));
+    let v = json(&p.ok(&args("attest verify --tee sim --evidence debug.bin")));
     assert_eq!(v["debug"], true);
     let v = refused_json(
         &p,
-        &[
-            "attest",
-            "verify",
-            "--tee",
-            "sim",
-            "--evidence",
-            "debug.bin",
-            "--policy",
-            "ok.yaml",
-        ],
+        &args("attest verify --tee sim --evidence debug.bin --policy ok.yaml"),
     );
     assert_eq!(checks(&v), ["debug"]);
 
@@ -258,10 +209,7 @@ fn attest_sim_round_trip() {
         let mut bad = raw.clone();
         bad[at] ^= 0x01;
         fs::write(p.path("bad.bin"), &bad).unwrap();
-        let v = refused_json(
-            &p,
-            &["attest", "verify", "--tee", "sim", "--evidence", "bad.bin"],
-        );
+        let v = refused_json(&p, &args("attest verify --tee sim --evidence bad.bin"));
         assert_eq!(v["verified"], false, "byte {at}");
         assert_eq!(v["measurements"], Value::Null);
         assert_eq!(v["report_data"], Value::Null);
@@ -270,16 +218,9 @@ fn attest_sim_round_trip() {
 
     // Another platform's root.
     let bob = Party::init("bob");
-    bob.ok(&[
-        "attest",
-        "evidence",
-        "--tee",
-        "sim",
-        "--report-data",
-        "00",
-        "-o",
-        "ev.bin",
-    ]);
+    bob.ok(&args(
+        "attest evidence --tee sim --report-data 00 -o ev.bin",
+    ));
     let bob_root = bob.home().join("sim-platform.pub");
     let v = refused_json(
         &p,
@@ -341,98 +282,33 @@ fn attest_sim_round_trip() {
 #[test]
 fn attest_usage_and_io_errors() {
     let p = Party::init("alice");
-    p.ok(&[
-        "attest",
-        "evidence",
-        "--tee",
-        "sim",
-        "--report-data",
-        "00",
-        "-o",
-        "ev.bin",
-    ]);
+    p.ok(&args(
+        "attest evidence --tee sim --report-data 00 -o ev.bin",
+    ));
+    p.fails(2, &args("attest verify --tee sim --evidence absent.bin"));
     p.fails(
         2,
-        &[
-            "attest",
-            "verify",
-            "--tee",
-            "sim",
-            "--evidence",
-            "absent.bin",
-        ],
-    );
-    p.fails(
-        2,
-        &[
-            "attest",
-            "verify",
-            "--tee",
-            "sim",
-            "--evidence",
-            "ev.bin",
-            "--policy",
-            "absent.yaml",
-        ],
+        &args("attest verify --tee sim --evidence ev.bin --policy absent.yaml"),
     );
     fs::write(p.path("bad.yaml"), "tee: [sim]\nbogus: 1\n").unwrap();
     p.fails(
         2,
-        &[
-            "attest",
-            "verify",
-            "--tee",
-            "sim",
-            "--evidence",
-            "ev.bin",
-            "--policy",
-            "bad.yaml",
-        ],
+        &args("attest verify --tee sim --evidence ev.bin --policy bad.yaml"),
     );
     fs::write(p.path("bad.json"), "{").unwrap();
     p.fails(
         2,
-        &[
-            "attest",
-            "verify",
-            "--tee",
-            "sgx",
-            "--evidence",
-            "ev.bin",
-            "--collateral",
-            "bad.json",
-        ],
+        &args("attest verify --tee sgx --evidence ev.bin --collateral bad.json"),
     );
     p.fails(
         2,
-        &[
-            "attest",
-            "verify",
-            "--tee",
-            "sim",
-            "--evidence",
-            "ev.bin",
-            "--certs",
-            "ev.bin",
-        ],
+        &args("attest verify --tee sim --evidence ev.bin --certs ev.bin"),
     );
     p.fails(
         2,
-        &[
-            "attest",
-            "verify",
-            "--tee",
-            "sim",
-            "--evidence",
-            "ev.bin",
-            "--at",
-            "yesterday",
-        ],
+        &args("attest verify --tee sim --evidence ev.bin --at yesterday"),
     );
-    p.fails(
-        2,
-        &["attest", "verify", "--tee", "sgy", "--evidence", "ev.bin"],
-    );
+    p.fails(2, &args("attest verify --tee sgy --evidence ev.bin"));
     p.fails(
         2,
         &[
@@ -448,48 +324,20 @@ fn attest_usage_and_io_errors() {
     );
     p.fails(
         2,
-        &[
-            "attest",
-            "evidence",
-            "--tee",
-            "nitro",
-            "--report-data",
-            "00",
-            "-o",
-            "x.bin",
-        ],
+        &args("attest evidence --tee nitro --report-data 00 -o x.bin"),
     );
     p.fails(
         2,
-        &[
-            "attest",
-            "evidence",
-            "--tee",
-            "gramine",
-            "--report-data",
-            "00",
-            "--debug",
-            "-o",
-            "x.bin",
-        ],
+        &args("attest evidence --tee gramine --report-data 00 --debug -o x.bin"),
     );
     fs::write(p.path("short.root"), "abcd").unwrap();
     p.fails(
         2,
-        &[
-            "attest",
-            "verify",
-            "--tee",
-            "sim",
-            "--evidence",
-            "ev.bin",
-            "--sim-root",
-            "short.root",
-        ],
+        &args("attest verify --tee sim --evidence ev.bin --sim-root short.root"),
     );
     only_files(
         p.dir.path(),
-        &["home", "ev.bin", "bad.yaml", "bad.json", "short.root"],
+        &args("home ev.bin bad.yaml bad.json short.root"),
     );
     // Malformed evidence is a refusal, not a usage error.
     fs::write(p.path("junk.bin"), b"\x00\x01 not evidence").unwrap();
@@ -804,16 +652,7 @@ fn mode(path: &std::path::Path) -> u32 {
 #[test]
 fn attest_cert_round_trip() {
     let p = Party::init("alice");
-    p.ok(&[
-        "attest",
-        "cert",
-        "--tee",
-        "sim",
-        "-o",
-        "cert.pem",
-        "--key-out",
-        "key.pem",
-    ]);
+    p.ok(&args("attest cert --tee sim -o cert.pem --key-out key.pem"));
     assert!(
         fs::read_to_string(p.path("cert.pem"))
             .unwrap()
@@ -844,7 +683,7 @@ fn attest_cert_round_trip() {
         Err(e) => println!("note: openssl not run ({e}); skipping the openssl check"),
     }
 
-    let v = json(&p.ok(&["attest", "verify-cert", "cert.pem"]));
+    let v = json(&p.ok(&args("attest verify-cert cert.pem")));
     assert_keys(&v, &["simulated", "key_bound"]);
     assert_eq!(v["verified"], true);
     assert_eq!(v["key_bound"], true);
@@ -853,57 +692,26 @@ fn attest_cert_round_trip() {
 
     let m = bin_measurement();
     sim_policy(&p, "ok.yaml", true, &m);
-    let v = json(&p.ok(&["attest", "verify-cert", "cert.pem", "--policy", "ok.yaml"]));
+    let v = json(&p.ok(&args("attest verify-cert cert.pem --policy ok.yaml")));
     assert_eq!(v["accepted"], true);
     sim_policy(&p, "nosim.yaml", false, &m);
-    let v = refused_json(
-        &p,
-        &[
-            "attest",
-            "verify-cert",
-            "cert.pem",
-            "--policy",
-            "nosim.yaml",
-        ],
-    );
+    let v = refused_json(&p, &args("attest verify-cert cert.pem --policy nosim.yaml"));
     assert_eq!(v["accepted"], false);
     assert_eq!(checks(&v), ["simulation"]);
 
     // A nonce the certificate was not made for.
-    let v = refused_json(
-        &p,
-        &["attest", "verify-cert", "cert.pem", "--nonce", "abcd"],
-    );
+    let v = refused_json(&p, &args("attest verify-cert cert.pem --nonce abcd"));
     assert_eq!(v["key_bound"], true);
     assert_eq!(checks(&v), ["nonce"]);
 
     // One that it was.
-    p.ok(&[
-        "attest",
-        "cert",
-        "--tee",
-        "sim",
-        "-o",
-        "n.pem",
-        "--key-out",
-        "n.key",
-        "--nonce",
-        "abcd",
-        "--days",
-        "3",
-        "--key-alg",
-        "p384",
-    ]);
-    p.ok(&[
-        "attest",
-        "verify-cert",
-        "n.pem",
-        "--nonce",
-        "abcd",
-        "--policy",
-        "ok.yaml",
-    ]);
-    let v = refused_json(&p, &["attest", "verify-cert", "n.pem", "--nonce", "abce"]);
+    p.ok(&args(
+        "attest cert --tee sim -o n.pem --key-out n.key --nonce abcd --days 3 --key-alg p384",
+    ));
+    p.ok(&args(
+        "attest verify-cert n.pem --nonce abcd --policy ok.yaml",
+    ));
+    let v = refused_json(&p, &args("attest verify-cert n.pem --nonce abce"));
     assert_eq!(checks(&v), ["nonce"]);
 
     // Another party's sim root does not verify it.
@@ -920,7 +728,7 @@ fn attest_cert_round_trip() {
         .decode(b64)
         .unwrap();
     fs::write(p.path("cert.der"), &der).unwrap();
-    p.ok(&["attest", "verify-cert", "cert.der"]);
+    p.ok(&args("attest verify-cert cert.der"));
 
     // Flipped bytes inside the extension (the sim evidence's COSE document): refused, no panic.
     let ext = find(&der, &[0x67, 0x81, 0x05, 0x05, 0x04, 0x09]).expect("evidence extension OID");
@@ -932,13 +740,13 @@ fn attest_cert_round_trip() {
         let mut bad = der.clone();
         bad[at] ^= 0x01;
         fs::write(p.path("bad.der"), &bad).unwrap();
-        let v = refused_json(&p, &["attest", "verify-cert", "bad.der"]);
+        let v = refused_json(&p, &args("attest verify-cert bad.der"));
         assert!(
             v["verified"] == false || v["key_bound"] == false,
             "offset {off}: {v:#}"
         );
     }
-    p.fails(2, &["attest", "verify-cert", "absent.pem"]);
+    p.fails(2, &args("attest verify-cert absent.pem"));
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

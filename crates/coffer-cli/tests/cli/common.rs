@@ -80,3 +80,9 @@ pub fn only_files(dir: &Path, expected: &[&str]) {
     expected.sort();
     assert_eq!(found, expected, "unexpected files in {}", dir.display());
 }
+
+/// A command line split on whitespace, for arguments without spaces:
+/// `p.ok(&args("attest verify --tee sim --evidence ev.bin"))`.
+pub fn args(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
