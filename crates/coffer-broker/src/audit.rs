@@ -139,6 +139,31 @@ pub enum AuditError {
     /// An entry does not encode or decode.
     #[error("audit entry encoding: {0}")]
     Encoding(String),
+    /// The log is shorter than a head seen before: entries were cut off the end.
+    #[error("log has {found} entries but {known} were seen before: entries were removed")]
+    Truncated {
+        /// The length of the head seen before.
+        known: u64,
+        /// The length of this log.
+        found: u64,
+    },
+    /// The log does not contain the head seen before: history was rewritten.
+    #[error("entry {seq} differs from the one seen before: the log was rewritten")]
+    Forked {
+        /// The seq of the head seen before.
+        seq: u64,
+    },
+}
+
+/// Where a verified log ends: its length and the hash of its last entry. A client keeps the
+/// head of the last log it verified; a later log must extend it ([`verify_extends`]), which
+/// detects entries cut off the end, the one change the chain alone cannot show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogHead {
+    /// Number of entries.
+    pub len: u64,
+    /// Hex SHA-256 of the last entry's canonical bytes (the genesis hash when empty).
+    pub last_hash: String,
 }
 
 /// The zero hash the first entry chains to.
@@ -210,7 +235,58 @@ impl AuditLog {
 ///
 /// Detects edited, removed and reordered entries. A log cut at its end verifies: compare its
 /// length and last hash with a head you trust to detect that.
-pub fn verify_log(entries: &[SignedEntry], broker_key: &VerifyingKey) -> Result<(), AuditError> {
+pub fn verify_log(
+    entries: &[SignedEntry],
+    broker_key: &VerifyingKey,
+) -> Result<LogHead, AuditError> {
+    Ok(verify_chain(entries, broker_key)?
+        .pop()
+        .unwrap_or_else(|| LogHead {
+            len: 0,
+            last_hash: genesis_hash(),
+        }))
+}
+
+/// Verifies `entries` as [`verify_log`] does, and that they extend `known`, a head verified
+/// earlier: nothing was cut off the end and nothing before it was rewritten.
+pub fn verify_extends(
+    entries: &[SignedEntry],
+    broker_key: &VerifyingKey,
+    known: &LogHead,
+) -> Result<LogHead, AuditError> {
+    let heads = verify_chain(entries, broker_key)?;
+    let found = u64::try_from(heads.len()).unwrap_or(u64::MAX);
+    if found < known.len {
+        return Err(AuditError::Truncated {
+            known: known.len,
+            found,
+        });
+    }
+    let at_known = match usize::try_from(known.len)
+        .ok()
+        .and_then(|n| n.checked_sub(1))
+    {
+        None => genesis_hash(),
+        Some(i) => heads
+            .get(i)
+            .map(|h| h.last_hash.clone())
+            .unwrap_or_default(),
+    };
+    if at_known != known.last_hash {
+        return Err(AuditError::Forked { seq: known.len });
+    }
+    Ok(heads.last().cloned().unwrap_or(LogHead {
+        len: 0,
+        last_hash: genesis_hash(),
+    }))
+}
+
+/// Checks every entry; returns the head after each one.
+fn verify_chain(
+    entries: &[SignedEntry],
+    broker_key: &VerifyingKey,
+) -> Result<Vec<LogHead>, AuditError> {
+    let mut heads = Vec::with_capacity(entries.len());
     let mut prev_hash = genesis_hash();
     let mut position: u64 = 0;
     for signed in entries {
@@ -238,6 +314,10 @@ pub fn verify_log(entries: &[SignedEntry], broker_key: &VerifyingKey) -> Result<
             return Err(AuditError::Chain { seq: entry.seq });
         }
         prev_hash = hex::encode(Sha256::digest(&bytes));
+        heads.push(LogHead {
+            len: position,
+            last_hash: prev_hash.clone(),
+        });
     }
-    Ok(())
+    Ok(heads)
 }

@@ -28,7 +28,9 @@ mod keyfile;
 mod sealing;
 mod store;
 
-pub use audit::{AuditEntry, AuditError, AuditEvent, AuditLog, SignedEntry, verify_log};
+pub use audit::{
+    AuditEntry, AuditError, AuditEvent, AuditLog, LogHead, SignedEntry, verify_extends, verify_log,
+};
 pub use broker::{Broker, Refusal};
 pub use error::{BrokerError, StoreError};
 pub use sealing::SealingKey;

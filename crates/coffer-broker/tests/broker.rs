@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 
 use coffer_attest::{Evidence, FailedCheck, Verified, Verifier, sim::sign_sim_evidence};
 use coffer_broker::{
-    AuditError, AuditEvent, Broker, BrokerError, Refusal, SignedEntry, StoreError, verify_log,
+    AuditError, AuditEvent, Broker, BrokerError, Refusal, SignedEntry, StoreError, verify_extends,
+    verify_log,
 };
 use coffer_crypto::SecretKey;
 use coffer_manifest::{Manifest, SignatureFile, sign};
@@ -469,6 +470,40 @@ fn signatures_accumulate_across_submissions() {
             NOW,
         )
         .unwrap();
+}
+
+#[test]
+fn audit_log_truncation_and_rewrite_are_detected_against_a_known_head() {
+    let f = fixture(true, &PARTIES);
+    let pk = f.broker.public_key();
+    let before = f.broker.audit_entries().unwrap();
+    let head = verify_log(&before, &pk).unwrap();
+    assert_eq!(head.len as usize, before.len());
+
+    release(&f, &worker(MEASUREMENT, false)).unwrap();
+    let after = f.broker.audit_entries().unwrap();
+    let new_head = verify_extends(&after, &pk, &head).unwrap();
+    assert_eq!(new_head.len, head.len + 1);
+    assert_eq!(new_head, verify_log(&after, &pk).unwrap());
+
+    // Cutting the newest entries off yields a log that verifies on its own…
+    let cut = &after[..after.len() - 2];
+    verify_log(cut, &pk).unwrap();
+    // …but not against the head a client saw before.
+    assert_eq!(
+        verify_extends(cut, &pk, &new_head),
+        Err(AuditError::Truncated {
+            known: new_head.len,
+            found: new_head.len - 2
+        })
+    );
+    // A head from another history (here: claimed hash of a different log) is a fork.
+    let mut other = head.clone();
+    other.last_hash = "00".repeat(32);
+    assert_eq!(
+        verify_extends(&after, &pk, &other),
+        Err(AuditError::Forked { seq: head.len })
+    );
 }
 
 #[test]
