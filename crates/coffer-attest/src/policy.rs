@@ -196,10 +196,7 @@ impl Verdict {
         Self {
             accepted: false,
             claims: None,
-            failed_checks: vec![FailedCheck::Evidence {
-                check: error.check(),
-                reason: error.to_string(),
-            }],
+            failed_checks: vec![FailedCheck::from_error(error)],
         }
     }
 }
@@ -239,6 +236,14 @@ pub enum FailedCheck {
 }
 
 impl FailedCheck {
+    /// The failed check for evidence that did not verify.
+    pub fn from_error(error: &Error) -> Self {
+        Self::Evidence {
+            check: error.check(),
+            reason: error.to_string(),
+        }
+    }
+
     /// A stable name for the check, for JSON and for matching.
     pub fn check(&self) -> &'static str {
         match self {

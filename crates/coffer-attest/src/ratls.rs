@@ -39,7 +39,7 @@ use x509_cert::Certificate;
 use x509_cert::der::asn1::ObjectIdentifier;
 use zeroize::Zeroizing;
 
-use crate::evidence::{Evidence, Verifier};
+use crate::evidence::{Evidence, Verified, Verifier};
 use crate::policy::{FailedCheck, Policy, Verdict};
 use crate::{Error, TeeKind, UnixTime};
 
@@ -302,6 +302,32 @@ impl RaTlsCert {
         match &self.evidence {
             CertEvidence::Tagged { evidence, .. } => evidence.clone(),
             CertEvidence::GramineLegacy { quote } => Evidence::Sgx(quote.clone()),
+        }
+    }
+
+    /// SHA-256 of the certificate's SubjectPublicKeyInfo: what a client pins, and what signed
+    /// requests name as their audience.
+    pub fn spki_sha256(&self) -> [u8; 32] {
+        Sha256::digest(&self.spki_der).into()
+    }
+
+    /// Verifies the evidence with `verifier` and that it binds this certificate's key (and
+    /// `nonce`, if given), without applying a policy: the caller appraises the claims later,
+    /// against a policy it only knows then (a broker judging a worker for a named manifest).
+    pub fn verify_bound(
+        &self,
+        verifier: &Verifier,
+        nonce: Option<&[u8]>,
+        now: UnixTime,
+    ) -> Result<Verified, Vec<FailedCheck>> {
+        let verified = verifier
+            .verify(&self.evidence(), now)
+            .map_err(|e| vec![FailedCheck::from_error(&e)])?;
+        let failed = self.binding_checks(verified.claims.report_data(), nonce);
+        if failed.is_empty() {
+            Ok(verified)
+        } else {
+            Err(failed)
         }
     }
 
@@ -570,6 +596,73 @@ impl ClientCertVerifier for RaTlsClientVerifier {
     }
 }
 
+/// A rustls server-side verifier for services whose callers are of two kinds: parties, who
+/// present no certificate (they sign their requests), and TEE workers, who present an RA-TLS
+/// certificate. The handshake checks only that a presented certificate is an RA-TLS
+/// certificate and that the client holds its key; the service appraises the evidence per
+/// request, against the policy of the manifest the request names
+/// ([`RaTlsCert::verify_bound`] and [`Policy::check`]).
+#[derive(Debug)]
+pub struct DeferredClientVerifier {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl DeferredClientVerifier {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            algorithms: algorithms(),
+        })
+    }
+}
+
+impl ClientCertVerifier for DeferredClientVerifier {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        RaTlsCert::from_der(end_entity.as_ref()).map_err(|e| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+                Arc::new(Refused {
+                    failed_checks: vec![FailedCheck::from_error(&e)],
+                }),
+            )))
+        })?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
 /// The key type of an RA-TLS certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KeyAlg {
@@ -610,6 +703,42 @@ impl RaTlsIdentity {
             KeyAlg::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
         };
         let key = rcgen::KeyPair::generate_for(sig_alg).map_err(IssueError::certificate)?;
+        Self::issue_for(key, nonce, now, lifetime_secs, evidence_for)
+    }
+
+    /// As [`issue`](Self::issue), for an existing PKCS#8 (DER) ECDSA P-256 or P-384 key: a
+    /// service that keeps its TLS key across restarts (sealed at rest), so that clients can
+    /// pin it, gets a fresh certificate and fresh evidence at every start.
+    pub fn issue_with_key<E>(
+        key_pkcs8: &[u8],
+        nonce: Option<&[u8]>,
+        now: UnixTime,
+        lifetime_secs: i64,
+        evidence_for: impl FnOnce(&[u8; 64]) -> Result<Evidence, E>,
+    ) -> Result<Self, IssueError<E>> {
+        let der = PrivatePkcs8KeyDer::from(key_pkcs8);
+        let key = rcgen::KeyPair::try_from(&der).map_err(IssueError::certificate)?;
+        Self::issue_for(key, nonce, now, lifetime_secs, evidence_for)
+    }
+
+    /// A fresh PKCS#8 (DER) private key of `alg`, for [`issue_with_key`](Self::issue_with_key).
+    pub fn generate_key(alg: KeyAlg) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let sig_alg = match alg {
+            KeyAlg::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            KeyAlg::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+        };
+        let key = rcgen::KeyPair::generate_for(sig_alg)
+            .map_err(|e| Error::Internal(format!("generating a key: {e}")))?;
+        Ok(Zeroizing::new(key.serialize_der()))
+    }
+
+    fn issue_for<E>(
+        key: rcgen::KeyPair,
+        nonce: Option<&[u8]>,
+        now: UnixTime,
+        lifetime_secs: i64,
+        evidence_for: impl FnOnce(&[u8; 64]) -> Result<Evidence, E>,
+    ) -> Result<Self, IssueError<E>> {
         let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
         let claims = BindingClaims::new(&spki, nonce)
             .and_then(|c| c.to_cbor())
@@ -679,7 +808,7 @@ impl RaTlsIdentity {
     /// RA-TLS certificates that pass it.
     pub fn server_config(
         &self,
-        clients: Option<Arc<RaTlsClientVerifier>>,
+        clients: Option<Arc<dyn ClientCertVerifier>>,
     ) -> Result<rustls::ServerConfig, rustls::Error> {
         let (chain, key) = self.rustls_parts();
         let builder = rustls::ServerConfig::builder_with_provider(provider())
@@ -694,7 +823,7 @@ impl RaTlsIdentity {
     /// A TLS 1.3 client that appraises the server with `server`, presenting this certificate.
     pub fn client_config(
         &self,
-        server: Arc<RaTlsServerVerifier>,
+        server: Arc<dyn ServerCertVerifier>,
     ) -> Result<rustls::ClientConfig, rustls::Error> {
         let (chain, key) = self.rustls_parts();
         rustls::ClientConfig::builder_with_provider(provider())
@@ -708,7 +837,7 @@ impl RaTlsIdentity {
 /// A TLS 1.3 client that appraises the server with `server` and presents no certificate
 /// (a party attesting a broker).
 pub fn client_config_without_cert(
-    server: Arc<RaTlsServerVerifier>,
+    server: Arc<dyn ServerCertVerifier>,
 ) -> Result<rustls::ClientConfig, rustls::Error> {
     Ok(rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?

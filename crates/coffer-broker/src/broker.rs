@@ -1,8 +1,10 @@
 //! The broker's operations and its release decision.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, mpsc};
+
+use tokio::sync::oneshot;
 
 use coffer_attest::{FailedCheck, UnixTime, Verified};
 use coffer_crypto::SecretKey;
@@ -93,18 +95,83 @@ impl From<StoreError> for Refusal {
     }
 }
 
+/// A manifest as the broker judges it, parsed and with its status, cached until any manifest
+/// changes (an update can change what its successors need).
 #[derive(Debug)]
+struct Judged {
+    manifest: Manifest,
+    status: Result<Status, String>,
+    active: bool,
+}
+
 struct Inner {
     store: Store,
     audit: AuditLog,
     sealing: SealingKey,
+    judged: HashMap<ManifestHash, Arc<Judged>>,
+    party_keys: Option<HashMap<String, Vec<VerifyingKey>>>,
 }
 
-/// The key broker: thread-safe, synchronous; one SQLite connection behind a mutex.
+impl Inner {
+    fn forget_cache(&mut self) {
+        self.judged.clear();
+        self.party_keys = None;
+    }
+
+    fn judged(&mut self, hash: &ManifestHash) -> Result<Option<Arc<Judged>>, BrokerError> {
+        if let Some(j) = self.judged.get(hash) {
+            return Ok(Some(Arc::clone(j)));
+        }
+        let Some(stored) = self.store.manifest(hash)? else {
+            return Ok(None);
+        };
+        let manifest = Manifest::from_yaml(&stored.yaml)?;
+        if manifest.hash() != *hash {
+            return Err(StoreError::Malformed(format!(
+                "stored manifest {hash} does not match its hash"
+            ))
+            .into());
+        }
+        let sigs = SignatureFile::from_json(&stored.signatures)?;
+        let status = status_in(&self.store, &manifest, &sigs, 0).map_err(|e| e.to_string());
+        let judged = Arc::new(Judged {
+            manifest,
+            status,
+            active: stored.active,
+        });
+        self.judged.insert(*hash, Arc::clone(&judged));
+        Ok(Some(judged))
+    }
+}
+
+/// Work for the writer thread: runs against the state inside the open batch and returns what
+/// to do once the batch is committed (or failed to commit).
+type Job = Box<dyn FnOnce(&mut Inner) -> Done + Send>;
+type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// The most operations one batch commits together.
+const MAX_BATCH: usize = 512;
+
+/// The key broker. One writer thread owns the store and runs every operation; operations that
+/// arrive together are committed together (group commit: one WAL sync per batch), and no
+/// caller hears of its operation (no key leaves, no upload is acknowledged) before the batch
+/// holding it, and its audit entry, is durable.
 #[derive(Debug)]
 pub struct Broker {
-    inner: Mutex<Inner>,
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<std::thread::JoinHandle<()>>,
     public_key: VerifyingKey,
+}
+
+impl Drop for Broker {
+    /// Waits for the writer to finish what it has and close the store, so that a broker
+    /// reopened on the same directory finds everything.
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
 }
 
 impl Broker {
@@ -116,12 +183,21 @@ impl Broker {
         let signing = crate::keyfile::load_or_create(&dir.join("broker-signing.key"))?;
         let audit = AuditLog::new(SigningKey::from_bytes(&signing));
         let public_key = audit.public_key();
+        let inner = Inner {
+            store,
+            audit,
+            sealing,
+            judged: HashMap::new(),
+            party_keys: None,
+        };
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let writer = std::thread::Builder::new()
+            .name("coffer-broker-writer".into())
+            .spawn(move || writer(inner, &rx))
+            .map_err(|e| BrokerError::Stopped(format!("starting the writer thread: {e}")))?;
         Ok(Self {
-            inner: Mutex::new(Inner {
-                store,
-                audit,
-                sealing,
-            }),
+            jobs: Some(jobs),
+            writer: Some(writer),
             public_key,
         })
     }
@@ -131,13 +207,52 @@ impl Broker {
         self.public_key
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, Inner>, BrokerError> {
-        self.inner.lock().map_err(|_| BrokerError::Poisoned)
+    /// Queues `f` for the writer thread; the receiver yields its result once committed.
+    fn enqueue<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Inner) -> R + Send + 'static,
+    ) -> Result<oneshot::Receiver<Result<R, String>>, BrokerError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |inner| {
+            let r = f(inner);
+            Box::new(move |committed| {
+                let _ = tx.send(committed.map(|()| r));
+            })
+        });
+        self.jobs
+            .as_ref()
+            .ok_or_else(|| BrokerError::Stopped("the broker is closing".into()))?
+            .send(job)
+            .map_err(|_| BrokerError::Stopped("the writer thread has stopped".into()))?;
+        Ok(rx)
+    }
+
+    /// Runs `f` on the writer thread and waits for its batch to commit.
+    fn exec<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Inner) -> R + Send + 'static,
+    ) -> Result<R, BrokerError> {
+        self.enqueue(f)?
+            .blocking_recv()
+            .map_err(|_| BrokerError::Stopped("the writer thread has stopped".into()))?
+            .map_err(BrokerError::Commit)
+    }
+
+    /// As [`exec`](Self::exec), awaiting instead of blocking.
+    async fn exec_async<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Inner) -> R + Send + 'static,
+    ) -> Result<R, BrokerError> {
+        self.enqueue(f)?
+            .await
+            .map_err(|_| BrokerError::Stopped("the writer thread has stopped".into()))?
+            .map_err(BrokerError::Commit)
     }
 
     /// Every audit entry, in order.
     pub fn audit_entries(&self) -> Result<Vec<SignedEntry>, BrokerError> {
-        Ok(self.lock()?.store.audit_entries()?)
+        self.exec(|inner| inner.store.audit_entries())?
+            .map_err(Into::into)
     }
 
     /// The audit log as JSON lines, one entry per line.
@@ -160,9 +275,44 @@ impl Broker {
         receipt: serde_json::Value,
         now: UnixTime,
     ) -> Result<SignedEntry, BrokerError> {
-        let mut inner = self.lock()?;
-        let Inner { store, audit, .. } = &mut *inner;
-        Ok(store.append_audit(audit, now, AuditEvent::JobReceipt { receipt })?)
+        self.exec(move |inner| {
+            let Inner { store, audit, .. } = inner;
+            store.append_audit(audit, now, AuditEvent::JobReceipt { receipt })
+        })?
+        .map_err(Into::into)
+    }
+
+    /// The signing keys `party` has in any manifest this broker holds (to check its signed
+    /// requests).
+    pub fn party_keys(&self, party: &str) -> Result<Vec<VerifyingKey>, BrokerError> {
+        let party = party.to_owned();
+        self.exec(move |inner| -> Result<Vec<VerifyingKey>, BrokerError> {
+            if inner.party_keys.is_none() {
+                let mut map: HashMap<String, Vec<VerifyingKey>> = HashMap::new();
+                for yaml in inner.store.manifest_yamls()? {
+                    let m = Manifest::from_yaml(&yaml)?;
+                    for p in m.parties() {
+                        let keys = map.entry(p.name().to_owned()).or_default();
+                        if !keys.contains(&p.key) {
+                            keys.push(p.key);
+                        }
+                    }
+                }
+                inner.party_keys = Some(map);
+            }
+            Ok(inner
+                .party_keys
+                .as_ref()
+                .and_then(|m| m.get(&party))
+                .cloned()
+                .unwrap_or_default())
+        })?
+    }
+
+    /// The manifest with this hash, if held, and whether it is active.
+    pub fn manifest(&self, hash: &ManifestHash) -> Result<Option<(Manifest, bool)>, BrokerError> {
+        let hash = *hash;
+        self.exec(move |inner| Ok(inner.judged(&hash)?.map(|j| (j.manifest.clone(), j.active))))?
     }
 
     /// Parses and validates a manifest, checks `sigs` (merged with any already held), stores
@@ -174,50 +324,13 @@ impl Broker {
         sigs: &SignatureFile,
         now: UnixTime,
     ) -> Result<Status, BrokerError> {
-        let manifest = Manifest::from_yaml(yaml)?;
-        let hash = manifest.hash();
-        let mut inner = self.lock()?;
-        let Inner { store, audit, .. } = &mut *inner;
-        let existing = store.manifest(&hash)?;
-        let mut merged = match &existing {
-            Some(stored) => SignatureFile::from_json(&stored.signatures)?,
-            None => SignatureFile::new(hash),
-        };
-        // Only signatures over this manifest are kept; others are reported by `status`.
-        if sigs.manifest == hash {
-            for entry in &sigs.signatures {
-                if !merged.signatures.contains(entry) {
-                    merged.signatures.push(entry.clone());
-                }
-            }
-        }
-        let st = status_in(store, &manifest, &merged, 0)?;
-        let reported = if sigs.manifest == hash {
-            st.clone()
-        } else {
-            status_in(store, &manifest, sigs, 0)?
-        };
-        let was_active = existing.as_ref().is_some_and(|s| s.active);
-        let active = st.active || was_active;
-        let mut events = vec![AuditEvent::ManifestSubmitted {
-            hash: hash.to_string(),
-        }];
-        if active && !was_active {
-            events.push(AuditEvent::ManifestActivated {
-                hash: hash.to_string(),
-            });
-        }
-        let record = StoredManifest {
-            hash,
-            yaml: existing
-                .as_ref()
-                .map_or_else(|| yaml.to_owned(), |s| s.yaml.clone()),
-            signatures: merged.to_json()?,
-            active,
-            submitted_at: existing.as_ref().map_or(now, |s| s.submitted_at),
-        };
-        store.put_manifest(audit, now, &record, events)?;
-        Ok(reported)
+        let yaml = yaml.to_owned();
+        let sigs = sigs.clone();
+        self.exec(move |inner| {
+            let r = submit_manifest_in(inner, &yaml, &sigs, now);
+            inner.forget_cache();
+            r
+        })?
     }
 
     /// Stores `key` for `dataset` of the manifest, sealed; only the dataset's owner may.
@@ -231,42 +344,13 @@ impl Broker {
         key: &SecretKey,
         now: UnixTime,
     ) -> Result<(), BrokerError> {
-        let mut inner = self.lock()?;
-        let Inner {
-            store,
-            audit,
-            sealing,
-        } = &mut *inner;
-        let stored = store
-            .manifest(manifest_hash)?
-            .ok_or(BrokerError::UnknownManifest(*manifest_hash))?;
-        let manifest = Manifest::from_yaml(&stored.yaml)?;
-        let ds = manifest
-            .dataset(dataset)
-            .ok_or_else(|| BrokerError::UnknownDataset(dataset.to_owned()))?;
-        if ds.owner != uploader {
-            return Err(BrokerError::NotOwner {
-                party: uploader.to_owned(),
-                dataset: dataset.to_owned(),
-            });
-        }
-        let sealed = sealing.seal(
-            &SealingKey::key_aad(manifest_hash, dataset),
-            key.expose_secret(),
-        )?;
-        let event = AuditEvent::KeyUploaded {
-            manifest: manifest_hash.to_string(),
-            dataset: dataset.to_owned(),
-            party: uploader.to_owned(),
-        };
-        if store.put_key(audit, now, manifest_hash, dataset, &sealed, uploader, event)? {
-            Ok(())
-        } else {
-            Err(BrokerError::KeyExists {
-                manifest: *manifest_hash,
-                dataset: dataset.to_owned(),
-            })
-        }
+        let (hash, dataset, uploader, key) = (
+            *manifest_hash,
+            dataset.to_owned(),
+            uploader.to_owned(),
+            key.clone(),
+        );
+        self.exec(move |inner| upload_key_in(inner, &hash, &dataset, &uploader, &key, now))?
     }
 
     /// Releases the input keys of `computation` to `worker`, or refuses. Every outcome is
@@ -283,46 +367,49 @@ impl Broker {
         worker: &Verified,
         now: UnixTime,
     ) -> Result<BTreeMap<String, SecretKey>, Refusal> {
-        let mut inner = self
-            .inner
-            .lock()
-            .map_err(|_| Refusal::Internal("broker state lock poisoned".into()))?;
-        let Inner {
-            store,
-            audit,
-            sealing,
-        } = &mut *inner;
-        let outcome = decide(
-            store,
-            sealing,
+        let job = release_job(
             manifest_hash,
             computation,
             input_digests,
-            worker,
+            worker.clone(),
             now,
         );
-        let event = match &outcome {
-            Ok(keys) => AuditEvent::KeyReleased {
-                manifest: manifest_hash.to_string(),
-                computation: computation.to_owned(),
-                datasets: keys.keys().cloned().collect(),
-                worker_tee: worker.claims.tee().to_string(),
-                worker_measurements: worker
-                    .claims
-                    .measurements()
-                    .into_iter()
-                    .map(|(k, v)| (k, hex::encode(v)))
-                    .collect(),
-            },
-            Err(refusal) => AuditEvent::KeyRefused {
-                manifest: manifest_hash.to_string(),
-                computation: computation.to_owned(),
-                reasons: refusal.reasons(),
-            },
+        self.exec(job)
+            .map_err(|e| Refusal::Internal(e.to_string()))?
+    }
+
+    /// As [`release`](Self::release), for async callers.
+    pub async fn release_async(
+        &self,
+        manifest_hash: &ManifestHash,
+        computation: &str,
+        input_digests: &BTreeMap<String, String>,
+        worker: Result<Verified, Vec<FailedCheck>>,
+        now: UnixTime,
+    ) -> Result<BTreeMap<String, SecretKey>, Refusal> {
+        let hash = *manifest_hash;
+        let computation = computation.to_owned();
+        let job: Box<dyn FnOnce(&mut Inner) -> _ + Send> = match worker {
+            Ok(v) => Box::new(release_job(&hash, &computation, input_digests, v, now)),
+            // Evidence that did not verify: refused, and on the record like any refusal.
+            Err(failed) => Box::new(move |inner: &mut Inner| {
+                let refusal = Refusal::Appraisal(failed);
+                let Inner { store, audit, .. } = inner;
+                store.append_audit(
+                    audit,
+                    now,
+                    AuditEvent::KeyRefused {
+                        manifest: hash.to_string(),
+                        computation,
+                        reasons: refusal.reasons(),
+                    },
+                )?;
+                Err(refusal)
+            }),
         };
-        // Keys leave only once their release is on the record.
-        store.append_audit(audit, now, event)?;
-        outcome
+        self.exec_async(job)
+            .await
+            .map_err(|e| Refusal::Internal(e.to_string()))?
     }
 
     /// Replay protection for signed requests: refuses a request time more than `window_secs`
@@ -348,15 +435,185 @@ impl Broker {
             return Err(stale);
         }
         let expires_at = time.checked_add(window_secs).ok_or(stale)?;
-        let mut inner = self
-            .inner
-            .lock()
-            .map_err(|_| Refusal::Internal("broker state lock poisoned".into()))?;
-        if inner.store.record_nonce(party, nonce, expires_at, now)? {
+        let (party, nonce) = (party.to_owned(), nonce.to_owned());
+        let recorded = self
+            .exec(move |inner| inner.store.record_nonce(&party, &nonce, expires_at, now))
+            .map_err(|e| Refusal::Internal(e.to_string()))??;
+        if recorded {
             Ok(())
         } else {
             Err(Refusal::ReplayedNonce)
         }
+    }
+}
+
+/// The writer thread: takes jobs as they come, runs every job already waiting in the same
+/// batch, commits once, then answers them all.
+fn writer(mut inner: Inner, rx: &mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let began = inner.store.begin();
+        let mut done = Vec::with_capacity(16);
+        if let Err(e) = began {
+            // Nothing can be written: answer this job with the failure, keep serving.
+            let d = first(&mut inner);
+            inner.store.rollback();
+            inner.forget_cache();
+            d(Err(e.to_string()));
+            continue;
+        }
+        done.push(first(&mut inner));
+        while done.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => done.push(job(&mut inner)),
+                Err(_) => break,
+            }
+        }
+        let committed = inner.store.commit().map_err(|e| e.to_string());
+        if committed.is_err() {
+            inner.store.rollback();
+            inner.forget_cache();
+        }
+        for d in done {
+            d(committed.clone());
+        }
+    }
+}
+
+fn submit_manifest_in(
+    inner: &mut Inner,
+    yaml: &str,
+    sigs: &SignatureFile,
+    now: UnixTime,
+) -> Result<Status, BrokerError> {
+    let manifest = Manifest::from_yaml(yaml)?;
+    let hash = manifest.hash();
+    let Inner { store, audit, .. } = inner;
+    let existing = store.manifest(&hash)?;
+    let mut merged = match &existing {
+        Some(stored) => SignatureFile::from_json(&stored.signatures)?,
+        None => SignatureFile::new(hash),
+    };
+    // Only signatures over this manifest are kept; others are reported by `status`.
+    if sigs.manifest == hash {
+        for entry in &sigs.signatures {
+            if !merged.signatures.contains(entry) {
+                merged.signatures.push(entry.clone());
+            }
+        }
+    }
+    let st = status_in(store, &manifest, &merged, 0)?;
+    let reported = if sigs.manifest == hash {
+        st.clone()
+    } else {
+        status_in(store, &manifest, sigs, 0)?
+    };
+    let was_active = existing.as_ref().is_some_and(|s| s.active);
+    let active = st.active || was_active;
+    let mut events = vec![AuditEvent::ManifestSubmitted {
+        hash: hash.to_string(),
+    }];
+    if active && !was_active {
+        events.push(AuditEvent::ManifestActivated {
+            hash: hash.to_string(),
+        });
+    }
+    let record = StoredManifest {
+        hash,
+        yaml: existing
+            .as_ref()
+            .map_or_else(|| yaml.to_owned(), |s| s.yaml.clone()),
+        signatures: merged.to_json()?,
+        active,
+        submitted_at: existing.as_ref().map_or(now, |s| s.submitted_at),
+    };
+    store.put_manifest(audit, now, &record, events)?;
+    Ok(reported)
+}
+
+fn upload_key_in(
+    inner: &mut Inner,
+    manifest_hash: &ManifestHash,
+    dataset: &str,
+    uploader: &str,
+    key: &SecretKey,
+    now: UnixTime,
+) -> Result<(), BrokerError> {
+    let judged = inner
+        .judged(manifest_hash)?
+        .ok_or(BrokerError::UnknownManifest(*manifest_hash))?;
+    let ds = judged
+        .manifest
+        .dataset(dataset)
+        .ok_or_else(|| BrokerError::UnknownDataset(dataset.to_owned()))?;
+    if ds.owner != uploader {
+        return Err(BrokerError::NotOwner {
+            party: uploader.to_owned(),
+            dataset: dataset.to_owned(),
+        });
+    }
+    let Inner {
+        store,
+        audit,
+        sealing,
+        ..
+    } = inner;
+    let sealed = sealing.seal(
+        &SealingKey::key_aad(manifest_hash, dataset),
+        key.expose_secret(),
+    )?;
+    let event = AuditEvent::KeyUploaded {
+        manifest: manifest_hash.to_string(),
+        dataset: dataset.to_owned(),
+        party: uploader.to_owned(),
+    };
+    if store.put_key(audit, now, manifest_hash, dataset, &sealed, uploader, event)? {
+        Ok(())
+    } else {
+        Err(BrokerError::KeyExists {
+            manifest: *manifest_hash,
+            dataset: dataset.to_owned(),
+        })
+    }
+}
+
+type ReleaseOutcome = Result<BTreeMap<String, SecretKey>, Refusal>;
+
+fn release_job(
+    manifest_hash: &ManifestHash,
+    computation: &str,
+    input_digests: &BTreeMap<String, String>,
+    worker: Verified,
+    now: UnixTime,
+) -> impl FnOnce(&mut Inner) -> ReleaseOutcome + Send + 'static {
+    let hash = *manifest_hash;
+    let computation = computation.to_owned();
+    let input_digests = input_digests.clone();
+    move |inner: &mut Inner| {
+        let outcome = decide(inner, &hash, &computation, &input_digests, &worker, now);
+        let event = match &outcome {
+            Ok(keys) => AuditEvent::KeyReleased {
+                manifest: hash.to_string(),
+                computation: computation.clone(),
+                datasets: keys.keys().cloned().collect(),
+                worker_tee: worker.claims.tee().to_string(),
+                worker_measurements: worker
+                    .claims
+                    .measurements()
+                    .into_iter()
+                    .map(|(k, v)| (k, hex::encode(v)))
+                    .collect(),
+            },
+            Err(refusal) => AuditEvent::KeyRefused {
+                manifest: hash.to_string(),
+                computation: computation.clone(),
+                reasons: refusal.reasons(),
+            },
+        };
+        // Keys leave only once their release is on the record: the entry is in this batch,
+        // and the caller hears of the keys only after the batch commits.
+        let Inner { store, audit, .. } = inner;
+        store.append_audit(audit, now, event)?;
+        outcome
     }
 }
 
@@ -390,8 +647,7 @@ fn status_in(
 }
 
 fn decide(
-    store: &Store,
-    sealing: &SealingKey,
+    inner: &mut Inner,
     manifest_hash: &ManifestHash,
     computation: &str,
     input_digests: &BTreeMap<String, String>,
@@ -399,20 +655,18 @@ fn decide(
     now: UnixTime,
 ) -> Result<BTreeMap<String, SecretKey>, Refusal> {
     let internal = |e: BrokerError| Refusal::Internal(e.to_string());
-    let stored = store
-        .manifest(manifest_hash)?
+    let judged = inner
+        .judged(manifest_hash)
+        .map_err(internal)?
         .ok_or(Refusal::UnknownManifest)?;
-    let manifest = Manifest::from_yaml(&stored.yaml).map_err(|e| internal(e.into()))?;
-    if manifest.hash() != *manifest_hash {
-        return Err(Refusal::Internal(
-            "stored manifest does not match its hash".into(),
-        ));
-    }
+    let manifest = &judged.manifest;
     let comp = manifest
         .computation(computation)
         .ok_or(Refusal::UnknownComputation)?;
-    let sigs = SignatureFile::from_json(&stored.signatures).map_err(|e| internal(e.into()))?;
-    let st = status_in(store, &manifest, &sigs, 0).map_err(internal)?;
+    let st = judged
+        .status
+        .as_ref()
+        .map_err(|e| Refusal::Internal(e.clone()))?;
     if let Some(owner) = manifest
         .owners_of(comp)
         .into_iter()
@@ -422,7 +676,7 @@ fn decide(
             party: owner.name().to_owned(),
         });
     }
-    if !(stored.active && st.active) {
+    if !(judged.active && st.active) {
         return Err(Refusal::ManifestNotActive);
     }
     let inputs = manifest.input_datasets(comp);
@@ -448,12 +702,15 @@ fn decide(
     let mut keys = BTreeMap::new();
     for ds in inputs {
         let (sealed, _uploader) =
-            store
+            inner
+                .store
                 .key(manifest_hash, &ds.name)?
                 .ok_or_else(|| Refusal::KeyMissing {
                     dataset: ds.name.clone(),
                 })?;
-        let bytes = sealing.open(&SealingKey::key_aad(manifest_hash, &ds.name), &sealed)?;
+        let bytes = inner
+            .sealing
+            .open(&SealingKey::key_aad(manifest_hash, &ds.name), &sealed)?;
         let key = SecretKey::from_bytes(&bytes).map_err(|e| Refusal::Internal(e.to_string()))?;
         keys.insert(ds.name.clone(), key);
     }

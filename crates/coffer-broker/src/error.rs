@@ -89,7 +89,10 @@ pub enum BrokerError {
         /// The dataset.
         dataset: String,
     },
-    /// The broker's lock was poisoned by a panic in another thread.
-    #[error("broker state lock poisoned")]
-    Poisoned,
+    /// The broker's writer thread is gone; nothing more can be done.
+    #[error("broker stopped: {0}")]
+    Stopped(String),
+    /// The batch holding the operation could not be committed; nothing of it was kept.
+    #[error("commit failed: {0}")]
+    Commit(String),
 }

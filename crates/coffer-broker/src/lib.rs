@@ -26,6 +26,7 @@ mod broker;
 mod error;
 mod keyfile;
 mod sealing;
+pub mod service;
 mod store;
 
 pub use audit::{

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use coffer_manifest::ManifestHash;
-use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
 use crate::audit::{AuditEntry, AuditEvent, AuditLog, SignedEntry};
 use crate::error::StoreError;
@@ -129,6 +129,34 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens a batch: the writes of every operation until [`commit`](Self::commit) become
+    /// durable together, with one sync. Each operation still runs in its own savepoint, so a
+    /// failed one leaves the others in the batch intact.
+    pub fn begin(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    /// Commits the open batch (one WAL sync under `synchronous=FULL`).
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("COMMIT")?;
+        Ok(())
+    }
+
+    /// Abandons the open batch, if any.
+    pub fn rollback(&mut self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
+    /// Every stored manifest's YAML.
+    pub fn manifest_yamls(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT yaml FROM manifests")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -162,7 +190,7 @@ impl Store {
         manifest: &StoredManifest,
         events: Vec<AuditEvent>,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         tx.execute(
             "INSERT INTO manifests (hash, yaml, signatures, active, submitted_at)
              VALUES (?1, ?2, ?3, ?4, ?5)
@@ -215,7 +243,7 @@ impl Store {
         uploader: &str,
         event: AuditEvent,
     ) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let inserted = tx.execute(
             "INSERT OR IGNORE INTO keys (manifest, dataset, sealed, uploader)
              VALUES (?1, ?2, ?3, ?4)",
@@ -236,7 +264,7 @@ impl Store {
         time: i64,
         event: AuditEvent,
     ) -> Result<SignedEntry, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let entry = append(&tx, audit, time, event)?;
         tx.commit()?;
         Ok(entry)
@@ -262,7 +290,7 @@ impl Store {
         expires_at: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         tx.execute(
             "DELETE FROM seen_nonces WHERE expires_at < ?1",
             params![now],
@@ -284,7 +312,7 @@ fn decode_entry(bytes: &[u8]) -> Result<SignedEntry, StoreError> {
 }
 
 fn append(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     audit: &AuditLog,
     time: i64,
     event: AuditEvent,

@@ -55,6 +55,12 @@ enum Command {
     /// I/O error.
     #[command(subcommand)]
     Manifest(cmd::manifest::ManifestCommand),
+    /// Run or attest a key broker
+    #[command(subcommand)]
+    Broker(cmd::broker::BrokerCommand),
+    /// Fetch and verify a broker's audit log
+    #[command(subcommand)]
+    Audit(cmd::broker::AuditCommand),
     /// Print a file's sim measurement (SHA-384), as `sim:measurement=` policy rules name it
     Measure(cmd::attest::MeasureArgs),
     /// Measure throughput against baselines run side by side
@@ -88,6 +94,8 @@ fn run(home: &coffer_client::Home, command: Command) -> anyhow::Result<()> {
         Command::Unseal(args) => cmd::seal::unseal(home, &args),
         Command::Attest(c) => cmd::attest::run(home, c),
         Command::Manifest(c) => cmd::manifest::run(home, c),
+        Command::Broker(c) => cmd::broker::run(home, c),
+        Command::Audit(c) => cmd::broker::audit(home, c),
         Command::Measure(args) => cmd::attest::measure(&args),
         Command::Bench(c) => cmd::bench::run(c),
     }

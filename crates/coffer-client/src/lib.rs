@@ -4,6 +4,8 @@
 //! - [`Identity`] / [`PublicIdentity`]: the party's Ed25519 signing key and X25519 age
 //!   identity, and the small public file parties exchange.
 //! - [`Keyring`]: the party's data and master keys by id; a [`coffer_crypto::KeySource`].
+//! - [`broker`]: attest a key broker and pin it; submit manifests, grant keys, fetch the
+//!   audit log over the pinned, attested channel.
 //! - [`AtomicFile`]: output that appears only when complete (temporary file, then rename).
 //!
 //! Secret files are created with mode 0600 in a 0700 directory, and are never overwritten by
@@ -11,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
 
+pub mod broker;
 mod error;
 mod fsutil;
 mod home;

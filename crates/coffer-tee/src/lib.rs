@@ -61,3 +61,75 @@ pub trait EvidenceSource: Debug + Send + Sync {
     /// Evidence whose report data is `report_data` (for Nitro: the document's `user_data`).
     fn evidence(&self, report_data: &[u8; 64]) -> Result<Evidence, Error>;
 }
+
+/// The evidence backends a service can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Coffer's simulation: a platform key on disk. Proves nothing.
+    Sim,
+    /// SGX through Gramine's `/dev/attestation`.
+    Gramine,
+    /// TDX or SEV-SNP through Linux configfs-tsm (the kind is told by `/dev/tdx_guest` or
+    /// `/dev/sev-guest`).
+    Tsm,
+    /// AWS Nitro Enclaves through `/dev/nsm`.
+    Nitro,
+}
+
+impl Backend {
+    /// The backend named `sim`, `gramine`, `tsm` or `nitro`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "sim" => Some(Self::Sim),
+            "gramine" => Some(Self::Gramine),
+            "tsm" => Some(Self::Tsm),
+            "nitro" => Some(Self::Nitro),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sim => "sim",
+            Self::Gramine => "gramine",
+            Self::Tsm => "tsm",
+            Self::Nitro => "nitro",
+        }
+    }
+
+    /// Opens this backend's evidence source. `sim_platform_dir` holds the simulated platform
+    /// key (created if absent); the sim measurement is the running executable's.
+    pub fn open(
+        self,
+        sim_platform_dir: &std::path::Path,
+        debug: bool,
+    ) -> Result<Box<dyn EvidenceSource>, Error> {
+        if debug && self != Self::Sim {
+            return Err(Error::Unsupported(
+                "debug evidence can only be simulated".into(),
+            ));
+        }
+        Ok(match self {
+            Self::Sim => {
+                let platform = sim::SimPlatform::load_or_create(sim_platform_dir)?;
+                Box::new(sim::SimSource::for_current_exe(platform)?.debug(debug))
+            }
+            Self::Gramine => Box::new(gramine::GramineSource::new()),
+            Self::Tsm => {
+                let tee = if std::path::Path::new("/dev/tdx_guest").exists() {
+                    TeeKind::Tdx
+                } else if std::path::Path::new("/dev/sev-guest").exists() {
+                    TeeKind::Snp
+                } else {
+                    return Err(Error::Unsupported(
+                        "configfs-tsm: neither /dev/tdx_guest nor /dev/sev-guest: not in a TDX \
+                         or SEV-SNP guest"
+                            .into(),
+                    ));
+                };
+                Box::new(tsm::TsmSource::new(tee)?)
+            }
+            Self::Nitro => Box::new(nitro::NitroSource::open()?),
+        })
+    }
+}

@@ -22,7 +22,7 @@ use coffer_attest::{
 };
 use coffer_client::{AtomicFile, Home};
 use coffer_tee::EvidenceSource;
-use coffer_tee::sim::{PLATFORM_PUB_FILE, SimPlatform, SimSource};
+use coffer_tee::sim::PLATFORM_PUB_FILE;
 use serde::Serialize;
 
 use super::print_json;
@@ -285,15 +285,7 @@ struct Trust {
 
 impl Trust {
     fn load(home: &Home, args: &TrustArgs) -> anyhow::Result<Self> {
-        let policy = match &args.policy {
-            Some(path) => {
-                let text = read_text(path)?;
-                let policy = Policy::from_yaml(&text)
-                    .map_err(|e| Usage(format!("policy {}: {e}", path.display())))?;
-                Some(policy)
-            }
-            None => None,
-        };
+        let policy = args.policy.as_deref().map(load_policy).transpose()?;
         let mut verifier = Verifier::new();
         if let Some(path) = &args.collateral {
             verifier = verifier.with_collateral(load_collateral(path)?);
@@ -442,31 +434,10 @@ fn open_source(
     if debug && backend != Backend::Sim {
         return Err(Usage("--debug applies to --tee sim only".into()).into());
     }
-    Ok(match backend {
-        Backend::Sim => {
-            eprintln!("{SIM_WARNING}");
-            let platform =
-                SimPlatform::load_or_create(home.root()).context("loading the sim platform key")?;
-            Box::new(SimSource::for_current_exe(platform)?.debug(debug))
-        }
-        Backend::Gramine => Box::new(coffer_tee::gramine::GramineSource::new()),
-        Backend::Tsm => {
-            let tee = if Path::new("/dev/tdx_guest").exists() {
-                TeeKind::Tdx
-            } else if Path::new("/dev/sev-guest").exists() {
-                TeeKind::Snp
-            } else {
-                return Err(coffer_tee::Error::Unsupported(
-                    "configfs-tsm: neither /dev/tdx_guest nor /dev/sev-guest: not in a TDX or \
-                     SEV-SNP guest"
-                        .into(),
-                )
-                .into());
-            };
-            Box::new(coffer_tee::tsm::TsmSource::new(tee)?)
-        }
-        Backend::Nitro => Box::new(coffer_tee::nitro::NitroSource::open()?),
-    })
+    if backend == Backend::Sim {
+        eprintln!("{SIM_WARNING}");
+    }
+    Ok(tee_backend(backend).open(home.root(), debug)?)
 }
 
 /// Evidence bytes from a file's contents: hex text (optional `0x`), else base64 text, else the
@@ -586,6 +557,28 @@ fn load_collateral(path: &Path) -> anyhow::Result<Collateral> {
 fn is_tcb_info(text: &str) -> bool {
     serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
         .is_ok_and(|m| m.contains_key("tcbInfo"))
+}
+
+/// An appraisal policy file (YAML or JSON, as a manifest's `enclave:` section).
+pub fn load_policy(path: &Path) -> anyhow::Result<Policy> {
+    let text = read_text(path)?;
+    Ok(Policy::from_yaml(&text).map_err(|e| Usage(format!("policy {}: {e}", path.display())))?)
+}
+
+/// The sim platform key in `path` (64 hex digits or 32 raw bytes).
+pub fn read_sim_root(path: &Path) -> anyhow::Result<[u8; 32]> {
+    sim_root(&Home::new(""), Some(path))?
+        .ok_or_else(|| Usage(format!("{}: no sim root", path.display())).into())
+}
+
+/// The service backend for a CLI backend name.
+pub fn tee_backend(backend: Backend) -> coffer_tee::Backend {
+    match backend {
+        Backend::Sim => coffer_tee::Backend::Sim,
+        Backend::Gramine => coffer_tee::Backend::Gramine,
+        Backend::Tsm => coffer_tee::Backend::Tsm,
+        Backend::Nitro => coffer_tee::Backend::Nitro,
+    }
 }
 
 /// The sim root in `path` (64 hex digits or 32 raw bytes), else the home's, if any.

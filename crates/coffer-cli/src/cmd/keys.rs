@@ -22,6 +22,8 @@ pub enum KeyCommand {
         #[arg(long)]
         hex: String,
     },
+    /// Upload a dataset's key to a pinned broker, bound to a manifest (owner only)
+    Grant(super::broker::GrantArgs),
     /// List key ids and sizes (never the keys)
     List {
         /// Print JSON
@@ -31,6 +33,9 @@ pub enum KeyCommand {
 }
 
 pub fn run(home: &Home, command: KeyCommand) -> anyhow::Result<()> {
+    if let KeyCommand::Grant(args) = &command {
+        return super::broker::grant(home, args);
+    }
     let mut ring = Keyring::open(home)?;
     match command {
         KeyCommand::New { id, bits } => {
@@ -49,6 +54,7 @@ pub fn run(home: &Home, command: KeyCommand) -> anyhow::Result<()> {
                 println!("{}\t{} bits", info.id, info.bits);
             }
         }
+        KeyCommand::Grant(_) => {}
     }
     Ok(())
 }

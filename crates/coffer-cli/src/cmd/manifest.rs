@@ -32,6 +32,8 @@ pub enum ManifestCommand {
     ///
     /// Exit 0 whether or not the manifest is active; 1 if it is invalid.
     Status(StatusArgs),
+    /// Submit a manifest and its signatures to a pinned broker; print its judgement
+    Submit(super::broker::SubmitArgs),
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +70,7 @@ pub fn run(home: &Home, command: ManifestCommand) -> anyhow::Result<()> {
         ManifestCommand::Hash { file } => print_line(&load(&file)?.hash().to_string()),
         ManifestCommand::Sign(args) => sign(home, &args),
         ManifestCommand::Status(args) => status(&args),
+        ManifestCommand::Submit(args) => super::broker::submit(home, &args),
     }
 }
 

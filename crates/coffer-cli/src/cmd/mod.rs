@@ -2,6 +2,7 @@
 
 pub mod attest;
 pub mod bench;
+pub mod broker;
 pub mod identity;
 pub mod keys;
 pub mod manifest;

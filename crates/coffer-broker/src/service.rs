@@ -1,0 +1,554 @@
+//! The broker as an HTTPS service over RA-TLS: `coffer-broker serve` and `coffer broker serve`.
+//!
+//! - The server certificate is an RA-TLS certificate over a TLS key kept sealed in the data
+//!   directory (`tls-key.sealed`), so that parties can pin the key across restarts; the
+//!   evidence in it is fresh at every start.
+//! - Parties sign their requests ([`coffer_net::signed`]); the broker checks the signature
+//!   with the party's key from the manifest concerned, refuses a time outside its window and
+//!   a nonce it has seen (nonces are stored, so a restart does not reopen the window).
+//! - Workers present an RA-TLS client certificate; the broker verifies its evidence and key
+//!   binding, then appraises the claims against the policy of the manifest the release names.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, Method, Uri, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use coffer_attest::ratls::{DeferredClientVerifier, KeyAlg, RaTlsCert, RaTlsIdentity};
+use coffer_attest::{FailedCheck, UnixTime, Verified, Verifier};
+use coffer_crypto::SecretKey;
+use coffer_manifest::{Manifest, ManifestHash, SignatureFile};
+use coffer_net::broker::{
+    Info, KeyStored, ManifestStatus, ReleaseRequest, Released, SubmitManifest, UploadKey,
+};
+use coffer_net::{ApiError, PeerCertificate, SignedHeaders};
+use coffer_tee::Backend;
+use ed25519_dalek::VerifyingKey;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+
+use crate::broker::{Broker, Refusal};
+use crate::error::{BrokerError, StoreError};
+use crate::sealing::SealingKey;
+
+/// The OpenAPI 3.1 description served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 4 << 20;
+/// How long a verified worker certificate is remembered.
+const WORKER_CACHE_TTL: Duration = Duration::from_secs(60);
+const WORKER_CACHE_MAX: usize = 4096;
+/// Lifetime of the RA-TLS certificate issued at start.
+const CERT_LIFETIME_SECS: i64 = 30 * 24 * 3600;
+const TLS_KEY_FILE: &str = "tls-key.sealed";
+const TLS_KEY_AAD: &[u8] = b"coffer-broker-tls-key-v1";
+
+/// How to run a broker.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// State: `broker.sqlite`, sealing and signing keys, the sealed TLS key.
+    pub data: PathBuf,
+    pub backend: Backend,
+    /// Where the simulated platform key lives (`--tee sim`).
+    pub sim_platform: PathBuf,
+    /// Sim platform keys whose worker evidence is verified (still refused unless a manifest
+    /// allows simulation). The broker's own platform is always one.
+    pub sim_roots: Vec<[u8; 32]>,
+    /// How far a signed request's time may be from the broker's clock.
+    pub request_window_secs: i64,
+}
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error("evidence for the broker's own certificate: {0}")]
+    Evidence(String),
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// A worker certificate's verified claims, or why its evidence did not verify.
+type WorkerVerdict = Result<Verified, Vec<FailedCheck>>;
+
+struct AppState {
+    broker: Arc<Broker>,
+    info: Info,
+    verifier: Verifier,
+    window: i64,
+    workers: Mutex<HashMap<[u8; 32], (Instant, WorkerVerdict)>>,
+}
+
+/// A bound, ready broker.
+#[derive(Debug)]
+pub struct Service {
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    info: Info,
+    measurement: Option<String>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix_now() -> UnixTime {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Service {
+    /// Opens the state (refusing a corrupted store), issues the RA-TLS certificate and binds
+    /// the listener.
+    pub async fn bind(config: Config) -> Result<Self, StartError> {
+        let broker = Arc::new(Broker::open(&config.data)?);
+        let sealing = SealingKey::load_or_create(&config.data.join("sealing.key"))
+            .map_err(BrokerError::from)?;
+        let key = tls_key(&config.data, &sealing)?;
+        let source = config
+            .backend
+            .open(&config.sim_platform, false)
+            .map_err(|e| StartError::Evidence(e.to_string()))?;
+        let identity =
+            RaTlsIdentity::issue_with_key(&key, None, unix_now(), CERT_LIFETIME_SECS, |rd| {
+                source.evidence(rd)
+            })
+            .map_err(|e| StartError::Evidence(e.to_string()))?;
+        let cert = RaTlsCert::from_der(identity.cert_der())
+            .map_err(|e| StartError::Evidence(e.to_string()))?;
+        let measurement = coffer_attest::sim::parse_sim_evidence(cert.evidence().data())
+            .ok()
+            .map(|c| hex::encode(c.measurement));
+        let tls = identity
+            .server_config(Some(DeferredClientVerifier::new()))
+            .map_err(|e| StartError::Tls(e.to_string()))?;
+        let simulated = config.backend == Backend::Sim;
+        let mut verifier = Verifier::new();
+        let mut roots = config.sim_roots.clone();
+        if let Ok(p) = coffer_tee::sim::SimPlatform::load_or_create(&config.sim_platform)
+            && simulated
+        {
+            roots.push(p.public_key());
+        }
+        for r in roots {
+            verifier = verifier.with_sim_root(r);
+        }
+        let info = Info {
+            service: "coffer-broker".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            backend: config.backend.name().into(),
+            simulated,
+            audit_key: format!("ed25519:{}", hex::encode(broker.public_key().as_bytes())),
+            tls_spki_sha256: hex::encode(cert.spki_sha256()),
+        };
+        let state = Arc::new(AppState {
+            broker,
+            info: info.clone(),
+            verifier,
+            window: config.request_window_secs,
+            workers: Mutex::new(HashMap::new()),
+        });
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        Ok(Self {
+            listener,
+            tls: Arc::new(tls),
+            app: router(state),
+            info,
+            measurement,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn info(&self) -> &Info {
+        &self.info
+    }
+
+    /// The sim measurement of this executable, when simulated (what a manifest or pin names).
+    pub fn sim_measurement(&self) -> Option<&str> {
+        self.measurement.as_deref()
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        coffer_net::serve_tls(self.listener, self.tls, self.app, shutdown).await
+    }
+}
+
+/// The TLS key (PKCS#8), sealed in the data directory; created on first start.
+fn tls_key(dir: &Path, sealing: &SealingKey) -> Result<zeroize::Zeroizing<Vec<u8>>, StartError> {
+    let sealed = crate::keyfile::load_or_create_blob(&dir.join(TLS_KEY_FILE), || {
+        let key = RaTlsIdentity::generate_key(KeyAlg::P256)
+            .map_err(|e| StoreError::Seal(e.to_string()))?;
+        Ok(zeroize::Zeroizing::new(sealing.seal(TLS_KEY_AAD, &key)?))
+    })
+    .map_err(BrokerError::from)?;
+    Ok(sealing
+        .open(TLS_KEY_AAD, &sealed)
+        .map_err(BrokerError::from)?)
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(coffer_net::broker::OPENAPI, get(openapi))
+        .route(coffer_net::broker::INFO, get(info))
+        .route(coffer_net::broker::MANIFESTS, post(submit_manifest))
+        .route(coffer_net::broker::KEYS, post(upload_key))
+        .route(coffer_net::broker::RELEASE, post(release))
+        .route(coffer_net::broker::AUDIT, get(audit))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn info(State(s): State<Arc<AppState>>) -> axum::Json<Info> {
+    axum::Json(s.info.clone())
+}
+
+fn bad_request(check: &str, message: impl Into<String>) -> ApiError {
+    ApiError::new("bad_request", check, message)
+}
+
+fn internal(message: impl Into<String>) -> ApiError {
+    ApiError::new("internal", "internal", message)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| bad_request("body", format!("request body: {e}")))
+}
+
+fn parse_hash(text: &str) -> Result<ManifestHash, ApiError> {
+    text.parse()
+        .map_err(|e| bad_request("manifest_hash", format!("manifest hash: {e}")))
+}
+
+/// Maps a broker error to the API's typed error.
+fn broker_error(e: BrokerError) -> ApiError {
+    match &e {
+        BrokerError::UnknownManifest(_) => {
+            ApiError::new("not_found", "unknown_manifest", e.to_string())
+        }
+        BrokerError::UnknownDataset(_) => {
+            ApiError::new("refused", "unknown_dataset", e.to_string())
+        }
+        BrokerError::NotOwner { .. } => ApiError::new("refused", "not_owner", e.to_string()),
+        BrokerError::KeyExists { .. } => ApiError::new("conflict", "key_exists", e.to_string()),
+        BrokerError::Manifest(_) => bad_request("manifest", e.to_string()),
+        BrokerError::UnknownPredecessor(_) | BrokerError::ChainTooLong(_) => {
+            ApiError::new("refused", "predecessor", e.to_string())
+        }
+        _ => internal(e.to_string()),
+    }
+}
+
+/// Maps a release refusal to the API's typed error; `check` is stable.
+pub fn refusal_error(r: &Refusal) -> ApiError {
+    let check = match r {
+        Refusal::UnknownManifest => "unknown_manifest",
+        Refusal::ManifestNotActive => "manifest_not_active",
+        Refusal::UnknownComputation => "unknown_computation",
+        Refusal::OwnerNotSigned { .. } => "owner_not_signed",
+        Refusal::DigestMismatch { .. } => "digest_mismatch",
+        Refusal::KeyMissing { .. } => "key_missing",
+        Refusal::Appraisal(checks) => checks.first().map_or("appraisal", FailedCheck::check),
+        Refusal::ReplayedNonce => "replayed_request",
+        Refusal::StaleRequest { .. } => "stale_request",
+        Refusal::Internal(_) => return internal(r.to_string()),
+    };
+    let reasons = match r {
+        Refusal::Appraisal(checks) => checks
+            .iter()
+            .map(|c| format!("[{}] {c}", c.check()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    ApiError::new("refused", check, r.to_string()).with_reasons(reasons)
+}
+
+/// Runs a blocking broker call off the async runtime.
+async fn blocking<R: Send + 'static>(
+    s: &Arc<AppState>,
+    f: impl FnOnce(&Broker) -> R + Send + 'static,
+) -> Result<R, ApiError> {
+    let broker = Arc::clone(&s.broker);
+    tokio::task::spawn_blocking(move || f(&broker))
+        .await
+        .map_err(|e| internal(format!("broker task: {e}")))
+}
+
+/// Authenticates a signed party request against `keys`, then spends its nonce.
+async fn authenticate(
+    s: &Arc<AppState>,
+    signed: &SignedHeaders,
+    keys: &[VerifyingKey],
+    method: &Method,
+    uri: &Uri,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    signed
+        .verify(keys, method.as_str(), path, &s.info.tls_spki_sha256, body)
+        .map_err(|e| ApiError::new("refused", e.check(), e.to_string()))?;
+    let (party, nonce, time, window) = (
+        signed.party.clone(),
+        signed.nonce.clone(),
+        signed.time,
+        s.window,
+    );
+    blocking(s, move |b| {
+        b.check_request_nonce(&party, &nonce, time, unix_now(), window)
+    })
+    .await?
+    .map_err(|r| refusal_error(&r))
+}
+
+fn signed_headers(headers: &HeaderMap) -> Result<SignedHeaders, ApiError> {
+    SignedHeaders::parse(headers).map_err(|e| ApiError::new("refused", e.check(), e.to_string()))
+}
+
+async fn submit_manifest(
+    State(s): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<axum::Json<ManifestStatus>, ApiError> {
+    let signed = signed_headers(&headers)?;
+    let req: SubmitManifest = parse_json(&body)?;
+    let manifest = Manifest::from_yaml(&req.manifest)
+        .map_err(|e| bad_request("manifest", format!("manifest: {e}")))?;
+    // The submitter must be a party of the manifest it submits.
+    let keys: Vec<VerifyingKey> = manifest
+        .party(&signed.party)
+        .map(|p| p.key)
+        .into_iter()
+        .collect();
+    authenticate(&s, &signed, &keys, &method, &uri, &body).await?;
+    let sigs = SignatureFile::from_json(&req.signatures.to_string())
+        .map_err(|e| bad_request("signatures", format!("signature file: {e}")))?;
+    let yaml = req.manifest;
+    let st = blocking(&s, move |b| b.submit_manifest(&yaml, &sigs, unix_now()))
+        .await?
+        .map_err(broker_error)?;
+    Ok(axum::Json(ManifestStatus {
+        hash: st.hash.to_string(),
+        active: st.active,
+        signed_by: st.signed_by,
+        missing: st.missing,
+        invalid: st
+            .invalid
+            .iter()
+            .map(|i| format!("{}: {}", i.party, i.reason))
+            .collect(),
+    }))
+}
+
+async fn upload_key(
+    State(s): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(axum::http::StatusCode, axum::Json<KeyStored>), ApiError> {
+    let signed = signed_headers(&headers)?;
+    let req: UploadKey = parse_json(&body)?;
+    let hash = parse_hash(&req.manifest)?;
+    let held = blocking(&s, move |b| b.manifest(&hash))
+        .await?
+        .map_err(broker_error)?;
+    let Some((manifest, _active)) = held else {
+        return Err(ApiError::new(
+            "not_found",
+            "unknown_manifest",
+            format!("manifest {hash} is not known to this broker"),
+        ));
+    };
+    let keys: Vec<VerifyingKey> = manifest
+        .party(&signed.party)
+        .map(|p| p.key)
+        .into_iter()
+        .collect();
+    authenticate(&s, &signed, &keys, &method, &uri, &body).await?;
+    let key =
+        SecretKey::from_hex(&req.key).map_err(|e| bad_request("key", format!("data key: {e}")))?;
+    let (dataset, party) = (req.dataset.clone(), signed.party.clone());
+    blocking(&s, move |b| {
+        b.upload_key(&hash, &dataset, &party, &key, unix_now())
+    })
+    .await?
+    .map_err(broker_error)?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        axum::Json(KeyStored {
+            manifest: hash.to_string(),
+            dataset: req.dataset,
+        }),
+    ))
+}
+
+impl AppState {
+    /// The worker's verified claims (evidence checked, key bound), remembered per certificate
+    /// for a minute.
+    fn worker(&self, cert_der: &[u8]) -> Result<Verified, Vec<FailedCheck>> {
+        let id: [u8; 32] = Sha256::digest(cert_der).into();
+        if let Ok(cache) = self.workers.lock()
+            && let Some((at, v)) = cache.get(&id)
+            && at.elapsed() < WORKER_CACHE_TTL
+        {
+            return v.clone();
+        }
+        let verdict = RaTlsCert::from_der(cert_der)
+            .map_err(|e| vec![FailedCheck::from_error(&e)])
+            .and_then(|cert| cert.verify_bound(&self.verifier, None, unix_now()));
+        if let Ok(mut cache) = self.workers.lock() {
+            if cache.len() >= WORKER_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(id, (Instant::now(), verdict.clone()));
+        }
+        verdict
+    }
+}
+
+async fn release(
+    State(s): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerCertificate>,
+    body: Bytes,
+) -> Result<axum::Json<Released>, ApiError> {
+    let Some(cert) = peer.0 else {
+        return Err(ApiError::new(
+            "refused",
+            "worker_certificate",
+            "a key release needs the worker's RA-TLS client certificate",
+        ));
+    };
+    let req: ReleaseRequest = parse_json(&body)?;
+    let hash = parse_hash(&req.manifest)?;
+    let worker = s.worker(&cert);
+    let keys = s
+        .broker
+        .release_async(&hash, &req.computation, &req.inputs, worker, unix_now())
+        .await
+        .map_err(|r| refusal_error(&r))?;
+    Ok(axum::Json(Released {
+        keys: keys
+            .into_iter()
+            .map(|(k, v)| (k, hex::encode(v.expose_secret())))
+            .collect(),
+    }))
+}
+
+async fn audit(
+    State(s): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let signed = signed_headers(&headers)?;
+    let party = signed.party.clone();
+    let keys = blocking(&s, move |b| b.party_keys(&party))
+        .await?
+        .map_err(broker_error)?;
+    authenticate(&s, &signed, &keys, &method, &uri, b"").await?;
+    let log = blocking(&s, Broker::export_audit)
+        .await?
+        .map_err(broker_error)?;
+    Ok(([(header::CONTENT_TYPE, "application/jsonl")], log))
+}
+
+/// Runs a broker until SIGINT or SIGTERM: binds, prints where it listens (and, in
+/// simulation, a warning), then serves. The line `listening on https://ADDR` on stdout tells
+/// scripts that it is ready.
+pub fn run(config: Config) -> Result<(), StartError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StartError::Tls(format!("starting the runtime: {e}")))?;
+    runtime.block_on(async move {
+        let service = Service::bind(config).await?;
+        let addr = service.local_addr().map_err(|source| StartError::Bind {
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            source,
+        })?;
+        if service.info().simulated {
+            eprintln!(
+                "coffer-broker: WARNING: SIMULATION MODE. The evidence is signed by a key file \
+                 on this host and protects nothing: the host can read every key this broker holds."
+            );
+        }
+        if let Some(m) = service.sim_measurement() {
+            eprintln!("coffer-broker: sim measurement {m}");
+        }
+        eprintln!(
+            "coffer-broker: backend {}, audit key {}, TLS key sha256 {}",
+            service.info().backend,
+            service.info().audit_key,
+            service.info().tls_spki_sha256
+        );
+        println!("listening on https://{addr}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        service
+            .serve(shutdown_signal())
+            .await
+            .map_err(|source| StartError::Bind { addr, source })
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,491 @@
+//! Talking to a key broker: attest it once and pin what was seen, then check the pin on every
+//! later connection before sending anything.
+//!
+//! Pins live in `HOME/brokers/<host>_<port>.json`: the TEE kind, whether it is simulated, the
+//! measurements, the hash of the broker's TLS key, its audit-log key, the sim platform key
+//! (sim only), the policy used (if any), and the last audit-log head seen.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use coffer_attest::ratls::RaTlsCert;
+use coffer_attest::{FailedCheck, Policy, TeeKind, UnixTime, Verified, Verifier};
+use coffer_broker_api::{Info, KeyStored, ManifestStatus, SubmitManifest, UploadKey};
+use coffer_manifest::{ManifestHash, SignatureFile};
+use coffer_net::{ApiError, Connection, Endpoint, NetError};
+use http::Method;
+use serde::{Deserialize, Serialize};
+
+use crate::{AtomicFile, Home, Identity};
+
+use coffer_net::broker as coffer_broker_api;
+
+/// What a party pinned about a broker when it attested it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerPin {
+    pub url: String,
+    pub tee: String,
+    pub simulated: bool,
+    /// The evidence's measurements (name → hex), as verified.
+    pub measurements: BTreeMap<String, String>,
+    /// Hex SHA-256 of the broker's TLS SubjectPublicKeyInfo.
+    pub tls_spki_sha256: String,
+    /// The broker's audit-log key, `ed25519:<hex>`.
+    pub audit_key: String,
+    /// The simulated platform key trusted for this broker (sim only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sim_root: Option<String>,
+    /// The policy the broker was appraised with, if one was given; applied again on every
+    /// connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
+    pub pinned_at: UnixTime,
+    /// The longest audit log seen from this broker: a later, shorter or different log is a
+    /// truncation or a fork.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_head: Option<AuditHead>,
+}
+
+/// An audit-log head as pinned (mirrors the broker's `LogHead`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditHead {
+    pub len: u64,
+    pub last_hash: String,
+}
+
+/// Why talking to a broker failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerClientError {
+    /// No pin for this broker yet.
+    #[error(
+        "broker {url} has not been attested from this home: run `coffer broker attest --broker {url}` first"
+    )]
+    NotAttested { url: String },
+    /// The broker's certificate did not pass appraisal (first contact or against the pin).
+    #[error("broker {url} refused by attestation: {}", render_checks(.checks))]
+    Appraisal { url: String, checks: Vec<String> },
+    /// The broker answered with a typed refusal or error.
+    #[error("broker {url}: {error}")]
+    Api { url: String, error: ApiError },
+    /// The connection failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The broker's answer did not parse.
+    #[error("broker {url}: unexpected answer: {reason}")]
+    Protocol { url: String, reason: String },
+    /// Local files.
+    #[error(transparent)]
+    Local(#[from] crate::Error),
+}
+
+fn render_checks(checks: &[String]) -> String {
+    checks.join("; ")
+}
+
+impl BrokerClientError {
+    /// Whether this is a refusal (exit 1) rather than a usage, I/O or network failure (2).
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Self::Appraisal { .. } | Self::Protocol { .. } => true,
+            Self::Api { error, .. } => error.is_refusal(),
+            Self::NotAttested { .. } | Self::Net(_) | Self::Local(_) => false,
+        }
+    }
+
+    /// The failed check's name, when the broker or the appraisal named one.
+    pub fn check(&self) -> Option<&str> {
+        match self {
+            Self::Api { error, .. } => Some(&error.check),
+            _ => None,
+        }
+    }
+}
+
+fn now() -> UnixTime {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Where the pin for `endpoint` lives.
+pub fn pin_path(home: &Home, endpoint: &Endpoint) -> PathBuf {
+    let name: String = endpoint
+        .authority()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    home.root().join("brokers").join(format!("{name}.json"))
+}
+
+/// Reads the pin for `endpoint`, if any.
+pub fn load_pin(home: &Home, endpoint: &Endpoint) -> Result<Option<BrokerPin>, crate::Error> {
+    let path = pin_path(home, endpoint);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+            crate::Error::InvalidArgument(format!("{}: not a broker pin: {e}", path.display()))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(crate::Error::Io { path, source: e }),
+    }
+}
+
+/// Writes the pin atomically.
+pub fn save_pin(home: &Home, endpoint: &Endpoint, pin: &BrokerPin) -> Result<(), crate::Error> {
+    let path = pin_path(home, endpoint);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| crate::Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let text = serde_json::to_string_pretty(pin)
+        .map_err(|e| crate::Error::InvalidArgument(format!("encoding the pin: {e}")))?;
+    let mut out = AtomicFile::create(&path)?;
+    std::io::Write::write_all(out.file(), text.as_bytes()).map_err(|source| crate::Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    out.commit()
+}
+
+/// How a party first appraises a broker.
+#[derive(Debug, Clone, Default)]
+pub struct AttestOptions {
+    /// Appraise with this policy; without one, any measurement is accepted and pinned
+    /// (trust on first use), but debug evidence is still refused.
+    pub policy: Option<Policy>,
+    /// Accept simulated evidence (it proves nothing).
+    pub allow_simulation: bool,
+    /// The sim platform key to trust; without it, a simulated broker's own platform key is
+    /// pinned on first use (simulation proves nothing either way).
+    pub sim_root: Option<[u8; 32]>,
+    /// Trusted collateral for SGX/TDX evidence.
+    pub verifier: Option<Verifier>,
+}
+
+fn hex_measurements(v: &Verified) -> BTreeMap<String, String> {
+    v.claims
+        .measurements()
+        .into_iter()
+        .map(|(k, m)| (k, hex::encode(m)))
+        .collect()
+}
+
+fn check_strings(checks: &[FailedCheck]) -> Vec<String> {
+    checks
+        .iter()
+        .map(|c| format!("[{}] {c}", c.check()))
+        .collect()
+}
+
+/// A connection to a broker whose certificate passed appraisal.
+#[derive(Debug)]
+pub struct BrokerSession {
+    conn: Connection,
+    url: String,
+    audience: String,
+}
+
+impl BrokerSession {
+    /// First contact: appraises the broker's RA-TLS certificate with `options`, checks that
+    /// its `/v1/info` names the key it attested, and returns the pin to save.
+    pub async fn attest(
+        url: &str,
+        options: &AttestOptions,
+    ) -> Result<(Self, BrokerPin), BrokerClientError> {
+        let endpoint = Endpoint::parse(url)?;
+        let url = endpoint.url();
+        let conn =
+            Connection::connect(&endpoint, coffer_net::client_config(None).map_err(tls)?).await?;
+        let refused = |checks: Vec<String>| BrokerClientError::Appraisal {
+            url: url.clone(),
+            checks,
+        };
+        let cert = RaTlsCert::from_der(conn.peer_certificate())
+            .map_err(|e| refused(check_strings(&[FailedCheck::from_error(&e)])))?;
+        let evidence = cert.evidence();
+        let simulated = evidence.tee() == TeeKind::Sim;
+        let mut sim_root = None;
+        let mut verifier = options.verifier.clone().unwrap_or_default();
+        if simulated {
+            if !(options.allow_simulation
+                || options.policy.as_ref().is_some_and(|p| p.allow_simulation))
+            {
+                return Err(refused(check_strings(&[FailedCheck::SimulationNotAllowed])));
+            }
+            let root = match options.sim_root {
+                Some(r) => r,
+                None => {
+                    coffer_attest::sim::parse_sim_evidence(evidence.data())
+                        .map_err(|e| refused(check_strings(&[FailedCheck::from_error(&e)])))?
+                        .platform_key
+                }
+            };
+            verifier = verifier.with_sim_root(root);
+            sim_root = Some(hex::encode(root));
+        }
+        let t = now();
+        let verified = cert
+            .verify_bound(&verifier, None, t)
+            .map_err(|c| refused(check_strings(&c)))?;
+        let mut failed = match &options.policy {
+            Some(p) => p.check(&verified, t),
+            None => Vec::new(),
+        };
+        if options.policy.is_none() && verified.claims.debug() {
+            failed.push(FailedCheck::DebugNotAllowed);
+        }
+        if !failed.is_empty() {
+            return Err(refused(check_strings(&failed)));
+        }
+        let spki = hex::encode(cert.spki_sha256());
+        let mut session = Self {
+            conn,
+            url: url.clone(),
+            audience: spki.clone(),
+        };
+        let info: Info = session.get_json(coffer_net::broker::INFO).await?;
+        if info.tls_spki_sha256 != spki {
+            return Err(refused(vec![format!(
+                "[key_binding] /v1/info names TLS key {} but the attested key is {spki}",
+                info.tls_spki_sha256
+            )]));
+        }
+        let pin = BrokerPin {
+            url,
+            tee: verified.claims.tee().to_string(),
+            simulated,
+            measurements: hex_measurements(&verified),
+            tls_spki_sha256: spki,
+            audit_key: info.audit_key,
+            sim_root,
+            policy: options.policy.clone(),
+            pinned_at: t,
+            audit_head: None,
+        };
+        Ok((session, pin))
+    }
+
+    /// A later contact: the broker must present the pinned TLS key with evidence that still
+    /// verifies, of the pinned TEE and measurements (and pinned policy, if any).
+    pub async fn open(
+        pin: &BrokerPin,
+        verifier: Option<Verifier>,
+    ) -> Result<Self, BrokerClientError> {
+        let endpoint = Endpoint::parse(&pin.url)?;
+        let url = endpoint.url();
+        let conn =
+            Connection::connect(&endpoint, coffer_net::client_config(None).map_err(tls)?).await?;
+        let refused = |checks: Vec<String>| BrokerClientError::Appraisal {
+            url: url.clone(),
+            checks,
+        };
+        let cert = RaTlsCert::from_der(conn.peer_certificate())
+            .map_err(|e| refused(check_strings(&[FailedCheck::from_error(&e)])))?;
+        let spki = hex::encode(cert.spki_sha256());
+        if spki != pin.tls_spki_sha256 {
+            return Err(refused(vec![format!(
+                "[pin] the broker's TLS key {spki} is not the pinned {}",
+                pin.tls_spki_sha256
+            )]));
+        }
+        let mut verifier = verifier.unwrap_or_default();
+        if let Some(root) = &pin.sim_root {
+            let root: [u8; 32] = hex::decode(root)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| refused(vec!["[pin] the pinned sim root is malformed".into()]))?;
+            verifier = verifier.with_sim_root(root);
+        }
+        let t = now();
+        let verified = cert
+            .verify_bound(&verifier, None, t)
+            .map_err(|c| refused(check_strings(&c)))?;
+        let mut problems = Vec::new();
+        if verified.claims.tee().to_string() != pin.tee {
+            problems.push(format!(
+                "[tee] {} is not the pinned {}",
+                verified.claims.tee(),
+                pin.tee
+            ));
+        }
+        if verified.claims.tee() == TeeKind::Sim && !pin.simulated {
+            problems.push("[simulation] simulated evidence, but the pin is not simulated".into());
+        }
+        let found = hex_measurements(&verified);
+        if found != pin.measurements {
+            problems.push(format!(
+                "[measurement] {} are not the pinned {}",
+                render_map(&found),
+                render_map(&pin.measurements)
+            ));
+        }
+        if verified.claims.debug() {
+            problems.push("[debug] debug evidence".into());
+        }
+        if let Some(policy) = &pin.policy {
+            problems.extend(check_strings(&policy.check(&verified, t)));
+        }
+        if !problems.is_empty() {
+            return Err(refused(problems));
+        }
+        Ok(Self {
+            conn,
+            url,
+            audience: spki,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<bytes::Bytes, BrokerClientError> {
+        let resp = self.conn.send(method, path, headers, body).await?;
+        if resp.status.is_success() {
+            return Ok(resp.body);
+        }
+        let error = serde_json::from_slice::<ApiError>(&resp.body).unwrap_or_else(|_| {
+            ApiError::new(
+                "internal",
+                "http",
+                format!(
+                    "HTTP {}: {}",
+                    resp.status,
+                    String::from_utf8_lossy(&resp.body)
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
+                ),
+            )
+        });
+        Err(BrokerClientError::Api {
+            url: self.url.clone(),
+            error,
+        })
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(&self, body: &[u8]) -> Result<T, BrokerClientError> {
+        serde_json::from_slice(body).map_err(|e| BrokerClientError::Protocol {
+            url: self.url.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &mut self,
+        path: &str,
+    ) -> Result<T, BrokerClientError> {
+        let body = self.send(Method::GET, path, &[], Vec::new()).await?;
+        self.parse(&body)
+    }
+
+    /// Sends a request signed by `identity`.
+    pub async fn signed(
+        &mut self,
+        identity: &Identity,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<bytes::Bytes, BrokerClientError> {
+        let nonce = coffer_net::signed::fresh_nonce()
+            .map_err(|e| crate::Error::InvalidArgument(format!("randomness: {e}")))?;
+        let headers = coffer_net::sign_request(
+            identity.signing_key(),
+            identity.name(),
+            method.as_str(),
+            path,
+            &self.audience,
+            &body,
+            now(),
+            &nonce,
+        );
+        self.send(method, path, &headers, body).await
+    }
+
+    /// Submits a manifest with its signatures; the broker's judgement of it.
+    pub async fn submit_manifest(
+        &mut self,
+        identity: &Identity,
+        yaml: &str,
+        sigs: &SignatureFile,
+    ) -> Result<ManifestStatus, BrokerClientError> {
+        let signatures: serde_json::Value = serde_json::from_str(
+            &sigs
+                .to_json()
+                .map_err(|e| crate::Error::InvalidArgument(format!("signature file: {e}")))?,
+        )
+        .map_err(|e| crate::Error::InvalidArgument(format!("signature file: {e}")))?;
+        let body = serde_json::to_vec(&SubmitManifest {
+            manifest: yaml.to_owned(),
+            signatures,
+        })
+        .map_err(|e| crate::Error::InvalidArgument(e.to_string()))?;
+        let resp = self
+            .signed(identity, Method::POST, coffer_net::broker::MANIFESTS, body)
+            .await?;
+        self.parse(&resp)
+    }
+
+    /// Uploads a data key for `dataset` under `manifest`, over this attested channel.
+    pub async fn grant_key(
+        &mut self,
+        identity: &Identity,
+        manifest: &ManifestHash,
+        dataset: &str,
+        key: &coffer_crypto::SecretKey,
+    ) -> Result<KeyStored, BrokerClientError> {
+        let body = zeroize::Zeroizing::new(
+            serde_json::to_vec(&UploadKey {
+                manifest: manifest.to_string(),
+                dataset: dataset.to_owned(),
+                key: hex::encode(key.expose_secret()),
+            })
+            .map_err(|e| crate::Error::InvalidArgument(e.to_string()))?,
+        );
+        let resp = self
+            .signed(
+                identity,
+                Method::POST,
+                coffer_net::broker::KEYS,
+                body.to_vec(),
+            )
+            .await?;
+        self.parse(&resp)
+    }
+
+    /// The whole audit log, as the JSON lines the broker serves.
+    pub async fn fetch_audit(
+        &mut self,
+        identity: &Identity,
+    ) -> Result<bytes::Bytes, BrokerClientError> {
+        self.signed(identity, Method::GET, coffer_net::broker::AUDIT, Vec::new())
+            .await
+    }
+}
+
+fn render_map(m: &BTreeMap<String, String>) -> String {
+    m.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn tls(e: rustls::Error) -> BrokerClientError {
+    BrokerClientError::Local(crate::Error::InvalidArgument(format!(
+        "TLS configuration: {e}"
+    )))
+}

@@ -1,0 +1,84 @@
+//! The key broker's REST/JSON API: paths and bodies, shared by the broker, its clients and
+//! the worker. The OpenAPI document the broker serves at `/openapi.json` describes the same.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub const INFO: &str = "/v1/info";
+pub const MANIFESTS: &str = "/v1/manifests";
+pub const KEYS: &str = "/v1/keys";
+pub const RELEASE: &str = "/v1/release";
+pub const AUDIT: &str = "/v1/audit";
+pub const OPENAPI: &str = "/openapi.json";
+
+/// `GET /v1/info`: what the broker says of itself. Trust it only over a connection whose
+/// RA-TLS certificate you appraised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Info {
+    pub service: String,
+    pub version: String,
+    /// The evidence backend: `sim`, `gramine`, `tsm`, `nitro`.
+    pub backend: String,
+    /// True when the broker runs in simulation and protects nothing.
+    pub simulated: bool,
+    /// The Ed25519 key that signs the audit log (`ed25519:<hex>`).
+    pub audit_key: String,
+    /// Hex SHA-256 of the TLS key's SubjectPublicKeyInfo: the audience of signed requests.
+    pub tls_spki_sha256: String,
+}
+
+/// `POST /v1/manifests` (signed by a party of the manifest).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitManifest {
+    /// The manifest as YAML.
+    pub manifest: String,
+    /// The signature file (`FILE.sigs`), as JSON.
+    pub signatures: serde_json::Value,
+}
+
+/// The answer to a manifest submission: the broker's judgement of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestStatus {
+    pub hash: String,
+    pub active: bool,
+    pub signed_by: Vec<String>,
+    pub missing: Vec<String>,
+    #[serde(default)]
+    pub invalid: Vec<String>,
+}
+
+/// `POST /v1/keys` (signed by the dataset's owner): a data key, bound to a manifest. The
+/// connection is the broker's attested TLS channel; the key is sealed at rest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadKey {
+    pub manifest: String,
+    pub dataset: String,
+    /// The key, hex.
+    pub key: String,
+}
+
+/// The answer to a key upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyStored {
+    pub manifest: String,
+    pub dataset: String,
+}
+
+/// `POST /v1/release` (a TEE worker presenting its RA-TLS client certificate).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    pub manifest: String,
+    pub computation: String,
+    /// Each input dataset's digest, as the worker read it.
+    pub inputs: BTreeMap<String, String>,
+}
+
+/// The keys of a job's inputs, hex, by dataset.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Released {
+    pub keys: BTreeMap<String, String>,
+}

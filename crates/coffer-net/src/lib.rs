@@ -1,0 +1,21 @@
+//! Coffer's transport, shared by the in-TEE services and their clients:
+//!
+//! - [`server::serve_tls`]: an axum router over TLS with the client's certificate handed to
+//!   handlers ([`server::PeerCertificate`]), for RA-TLS appraisal per request;
+//! - [`client::Connection`]: HTTPS with keep-alive whose server certificate the caller
+//!   appraises before sending anything;
+//! - [`signed`]: party requests signed with Ed25519, bound to method, path, body, time, nonce
+//!   and the attested server key;
+//! - [`api::ApiError`]: the typed error body of every service.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod broker;
+pub mod client;
+pub mod server;
+pub mod signed;
+
+pub use api::ApiError;
+pub use client::{Connection, Endpoint, NetError, Response, client_config};
+pub use server::{PeerAddr, PeerCertificate, serve_tls};
+pub use signed::{AuthError, SignedHeaders, sign_request};
