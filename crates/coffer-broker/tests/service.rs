@@ -1,0 +1,457 @@
+//! The broker as a service: a real `coffer-broker` process over RA-TLS on loopback, parties
+//! signing requests, sim workers presenting RA-TLS client certificates. Every refusal asserts
+//! its typed reason and that nothing was released or stored.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use coffer_manifest::Manifest;
+use common::*;
+use http::Method;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    broker: BrokerProc,
+    party: PartyConn,
+    manifest: Manifest,
+    yaml: String,
+}
+
+/// A broker with the study manifest submitted with `signers`' signatures, and keys uploaded
+/// for both inputs (when the manifest allows it).
+async fn setup(allow_simulation: bool, signers: &[&str]) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProc::start(&dir.path().join("data"), &dir.path().join("platform"));
+    let mut party = PartyConn::open(&broker.endpoint()).await;
+    let yaml = yaml("study", allow_simulation, 0);
+    let manifest = Manifest::from_yaml(&yaml).unwrap();
+    let r = party
+        .submit("alpha", &yaml, &sigs(&manifest, signers))
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    for (owner, ds, key) in [
+        ("alpha", "a_data", [0xa1; 32]),
+        ("beta", "b_data", [0xb2; 32]),
+    ] {
+        let r = party.upload(owner, &manifest, ds, &key).await;
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    }
+    Setup {
+        _dir: dir,
+        broker,
+        party,
+        manifest,
+        yaml,
+    }
+}
+
+/// Asserts a refused release: the check, and that the log holds no release at all.
+async fn assert_refused(s: &mut Setup, r: &coffer_net::Response, check: &str) {
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(check_of(r), check, "{}", String::from_utf8_lossy(&r.body));
+    assert!(!String::from_utf8_lossy(&r.body).contains("keys"));
+    let log = s.party.audit("carol").await;
+    let kinds = event_kinds(&log);
+    assert!(!kinds.contains(&"key_released".to_owned()), "{kinds:?}");
+    assert_eq!(kinds.last().unwrap(), "key_refused", "{kinds:?}");
+}
+
+#[tokio::test]
+async fn genuine_worker_gets_exactly_the_uploaded_keys() {
+    let mut s = setup(true, &PARTIES).await;
+    let id = worker_identity(&s.broker.platform, MEASUREMENT, false);
+    let mut w = worker_conn(&s.broker.endpoint(), &id).await;
+    let r = release(&mut w, &s.manifest, "joined", &good_inputs()).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["keys"]["a_data"], hex::encode([0xa1; 32]));
+    assert_eq!(v["keys"]["b_data"], hex::encode([0xb2; 32]));
+    let log = s.party.audit("beta").await;
+    assert_eq!(
+        event_kinds(&log),
+        [
+            "manifest_submitted",
+            "manifest_activated",
+            "key_uploaded",
+            "key_uploaded",
+            "key_released"
+        ]
+    );
+    coffer_broker::verify_log(&log, &broker_key(&mut s).await).unwrap();
+}
+
+async fn broker_key(s: &mut Setup) -> ed25519_dalek::VerifyingKey {
+    let r = s.party.send(Method::GET, "/v1/info", &[], Vec::new()).await;
+    let info: coffer_net::broker::Info = serde_json::from_slice(&r.body).unwrap();
+    let bytes: [u8; 32] = hex::decode(info.audit_key.strip_prefix("ed25519:").unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn unsigned_manifest_releases_nothing() {
+    let mut s = setup(true, &[]).await;
+    let id = worker_identity(&s.broker.platform, MEASUREMENT, false);
+    let mut w = worker_conn(&s.broker.endpoint(), &id).await;
+    let r = release(&mut w, &s.manifest, "joined", &good_inputs()).await;
+    assert_refused(&mut s, &r, "owner_not_signed").await;
+}
+
+#[tokio::test]
+async fn one_owner_missing_releases_nothing() {
+    let mut s = setup(true, &["alpha", "carol"]).await;
+    let id = worker_identity(&s.broker.platform, MEASUREMENT, false);
+    let mut w = worker_conn(&s.broker.endpoint(), &id).await;
+    let r = release(&mut w, &s.manifest, "joined", &good_inputs()).await;
+    assert_refused(&mut s, &r, "owner_not_signed").await;
+    assert!(String::from_utf8_lossy(&r.body).contains("beta"));
+    // A recipient's missing signature leaves the manifest inactive.
+    let mut s = setup(true, &["alpha", "beta"]).await;
+    let id = worker_identity(&s.broker.platform, MEASUREMENT, false);
+    let mut w = worker_conn(&s.broker.endpoint(), &id).await;
+    let r = release(&mut w, &s.manifest, "joined", &good_inputs()).await;
+    assert_refused(&mut s, &r, "manifest_not_active").await;
+}
+
+#[tokio::test]
+async fn wrong_measurement_releases_nothing() {
+    let mut s = setup(true, &PARTIES).await;
+    let id = worker_identity(&s.broker.platform, [0x50; 48], false);
+    let mut w = worker_conn(&s.broker.endpoint(), &id).await;
+    let r = release(&mut w, &s.manifest, "joined", &good_inputs()).await;
+    assert_refused(&mut s, &r, "measurement").await;
+}
+
+#[tokio::test]
+async fn debug_evidence_releases_nothing() {
+    let mut s = setup(true, &PARTIES).await;
+    let id = worker_identity(&s.broker.platform, MEASUREMENT, true);
+    let mut w = worker_conn(&s.broker.endpoint(), &id).await;
+    let r = release(&mut w, &s.manifest, "joined", &good_inputs()).await;
+    assert_refused(&mut s, &r, "debug").await;
+}
+
+#[tokio::test]
+async fn simulated_evidence_needs_the_policy_to_allow_it() {
+    let mut s = setup(false, &PARTIES).await;
+    let id = worker_identity(&s.broker.platform, MEASUREMENT, false);
+    let mut w = worker_conn(&s.broker.endpoint(), &id).await;
+    let r = release(&mut w, &s.manifest, "joined", &good_inputs()).await;
+    assert_refused(&mut s, &r, "simulation").await;
+}
+
+#[tokio::test]
+async fn evidence_from_an_untrusted_platform_releases_nothing() {
+    let mut s = setup(true, &PARTIES).await;
+    let other = tempfile::tempdir().unwrap();
+    let id = worker_identity(other.path(), MEASUREMENT, false);
+    let mut w = worker_conn(&s.broker.endpoint(), &id).await;
+    let r = release(&mut w, &s.manifest, "joined", &good_inputs()).await;
+    assert_refused(&mut s, &r, "certificate_chain").await;
+}
+
+#[tokio::test]
+async fn digest_mismatch_releases_nothing() {
+    let mut s = setup(true, &PARTIES).await;
+    let id = worker_identity(&s.broker.platform, MEASUREMENT, false);
+    let mut w = worker_conn(&s.broker.endpoint(), &id).await;
+    let mut inputs = good_inputs();
+    inputs.insert("b_data".into(), digest("tampered"));
+    let r = release(&mut w, &s.manifest, "joined", &inputs).await;
+    assert_refused(&mut s, &r, "digest_mismatch").await;
+    assert!(String::from_utf8_lossy(&r.body).contains("b_data"));
+}
+
+#[tokio::test]
+async fn a_party_without_a_worker_certificate_gets_no_keys() {
+    let mut s = setup(true, &PARTIES).await;
+    let body = release_body(&s.manifest, "joined", &good_inputs());
+    let r = s
+        .party
+        .signed("alpha", Method::POST, "/v1/release", body)
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(check_of(&r), "worker_certificate");
+    let kinds = event_kinds(&s.party.audit("carol").await);
+    assert!(!kinds.contains(&"key_released".to_owned()));
+}
+
+#[tokio::test]
+async fn replayed_request_is_refused_even_after_a_restart() {
+    let mut s = setup(true, &["alpha"]).await;
+    let method = Method::POST;
+    let body = serde_json::to_vec(&serde_json::json!({
+        "manifest": s.yaml,
+        "signatures": serde_json::from_str::<serde_json::Value>(
+            &sigs(&s.manifest, &["beta"]).to_json().unwrap()).unwrap(),
+    }))
+    .unwrap();
+    let headers = s.party.sign(
+        "beta",
+        &party_key("beta"),
+        &method,
+        "/v1/manifests",
+        &body,
+        now(),
+    );
+    let first = s
+        .party
+        .send(method.clone(), "/v1/manifests", &headers, body.clone())
+        .await;
+    assert_eq!(first.status, 200);
+    let before = s.party.audit("carol").await.len();
+    let again = s
+        .party
+        .send(method.clone(), "/v1/manifests", &headers, body.clone())
+        .await;
+    assert_eq!(
+        again.status,
+        403,
+        "{}",
+        String::from_utf8_lossy(&again.body)
+    );
+    assert_eq!(check_of(&again), "replayed_request");
+    assert_eq!(
+        s.party.audit("carol").await.len(),
+        before,
+        "the replay wrote nothing"
+    );
+    // The nonce survives a crash of the broker.
+    s.broker.kill9();
+    let broker = BrokerProc::start(&s.broker.data, &s.broker.platform);
+    let mut party = PartyConn::open(&broker.endpoint()).await;
+    assert_eq!(
+        party.audience, s.party.audience,
+        "the TLS key is kept across restarts"
+    );
+    let replay = party.send(method, "/v1/manifests", &headers, body).await;
+    assert_eq!(check_of(&replay), "replayed_request");
+    assert_eq!(party.audit("carol").await.len(), before);
+}
+
+#[tokio::test]
+async fn stale_signature_stores_nothing() {
+    let mut s = setup(true, &PARTIES).await;
+    let yaml2 = yaml("study-2", true, 0);
+    let m2 = Manifest::from_yaml(&yaml2).unwrap();
+    let r = s.party.submit("alpha", &yaml2, &sigs(&m2, &PARTIES)).await;
+    assert_eq!(r.status, 200);
+    let body = PartyConn::upload_body(&m2, "a_data", &[7; 32]);
+    for skew in [-3600, 3600] {
+        let headers = s.party.sign(
+            "alpha",
+            &party_key("alpha"),
+            &Method::POST,
+            "/v1/keys",
+            &body,
+            now() + skew,
+        );
+        let r = s
+            .party
+            .send(Method::POST, "/v1/keys", &headers, body.clone())
+            .await;
+        assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(check_of(&r), "stale_request");
+    }
+    // Nothing was stored: the owner's fresh upload is the first.
+    let r = s.party.upload("alpha", &m2, "a_data", &[7; 32]).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+}
+
+#[tokio::test]
+async fn key_upload_by_a_non_owner_stores_nothing() {
+    let mut s = setup(true, &PARTIES).await;
+    let yaml2 = yaml("study-3", true, 0);
+    let m2 = Manifest::from_yaml(&yaml2).unwrap();
+    s.party.submit("alpha", &yaml2, &sigs(&m2, &PARTIES)).await;
+    let before = s.party.audit("carol").await.len();
+    for intruder in ["beta", "carol"] {
+        let r = s.party.upload(intruder, &m2, "a_data", &[6; 32]).await;
+        assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(check_of(&r), "not_owner");
+    }
+    assert_eq!(s.party.audit("carol").await.len(), before);
+    let r = s.party.upload("alpha", &m2, "a_data", &[5; 32]).await;
+    assert_eq!(r.status, 201);
+    // And the key that was stored is the owner's.
+    let id = worker_identity(&s.broker.platform, MEASUREMENT, false);
+    let mut w = worker_conn(&s.broker.endpoint(), &id).await;
+    s.party.upload("beta", &m2, "b_data", &[4; 32]).await;
+    let r = release(&mut w, &m2, "joined", &good_inputs()).await;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["keys"]["a_data"], hex::encode([5; 32]));
+}
+
+#[tokio::test]
+async fn forged_and_unknown_signers_are_refused() {
+    let mut s = setup(true, &PARTIES).await;
+    let body = PartyConn::upload_body(&s.manifest, "a_data", &[1; 32]);
+    // alpha's name, another key.
+    let headers = s.party.sign(
+        "alpha",
+        &party_key("mallory"),
+        &Method::POST,
+        "/v1/keys",
+        &body,
+        now(),
+    );
+    let r = s
+        .party
+        .send(Method::POST, "/v1/keys", &headers, body.clone())
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), check_of(&r).as_str()),
+        (401, "request_signature")
+    );
+    let headers = s.party.sign(
+        "mallory",
+        &party_key("mallory"),
+        &Method::POST,
+        "/v1/keys",
+        &body,
+        now(),
+    );
+    let r = s
+        .party
+        .send(Method::POST, "/v1/keys", &headers, body.clone())
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), check_of(&r).as_str()),
+        (401, "unknown_party")
+    );
+    // A signature for another broker (audience) does not verify here.
+    let mut other = s.party.sign(
+        "alpha",
+        &party_key("alpha"),
+        &Method::POST,
+        "/v1/keys",
+        &body,
+        now(),
+    );
+    other.retain(|(k, _)| *k != "coffer-signature");
+    let msg = coffer_net::signed::request_message(
+        "POST",
+        "/v1/keys",
+        &"00".repeat(32),
+        "alpha",
+        other
+            .iter()
+            .find(|(k, _)| *k == "coffer-time")
+            .unwrap()
+            .1
+            .parse()
+            .unwrap(),
+        &other.iter().find(|(k, _)| *k == "coffer-nonce").unwrap().1,
+        &body,
+    );
+    use base64::Engine;
+    use ed25519_dalek::Signer;
+    other.push((
+        "coffer-signature",
+        base64::engine::general_purpose::STANDARD.encode(party_key("alpha").sign(&msg).to_bytes()),
+    ));
+    let r = s.party.send(Method::POST, "/v1/keys", &other, body).await;
+    assert_eq!(check_of(&r), "request_signature");
+    // Unsigned.
+    let r = s
+        .party
+        .send(Method::GET, "/v1/audit", &[], Vec::new())
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), check_of(&r).as_str()),
+        (401, "request_signature")
+    );
+}
+
+#[tokio::test]
+async fn a_plain_tls_client_certificate_is_refused_at_the_handshake() {
+    let s = setup(true, &PARTIES).await;
+    // A self-signed certificate without evidence: not a worker, refused before any request.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["worker".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(coffer_net::client::DeferredServerVerifier::new())
+    .with_client_auth_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    let outcome =
+        match coffer_net::Connection::connect(&s.broker.endpoint(), std::sync::Arc::new(config))
+            .await
+        {
+            // TLS 1.3: the server's verdict on the client certificate arrives after the client
+            // finished; the first request fails.
+            Ok(mut c) => c
+                .send(
+                    Method::POST,
+                    "/v1/release",
+                    &[],
+                    release_body(&s.manifest, "joined", &good_inputs()),
+                )
+                .await
+                .map(|r| r.status),
+            Err(e) => Err(e),
+        };
+    assert!(outcome.is_err(), "{outcome:?}");
+}
+
+#[tokio::test]
+async fn openapi_and_malformed_bodies() {
+    let mut s = setup(true, &PARTIES).await;
+    let r = s
+        .party
+        .send(Method::GET, "/openapi.json", &[], Vec::new())
+        .await;
+    let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/v1/manifests",
+        "/v1/keys",
+        "/v1/release",
+        "/v1/audit",
+        "/v1/info",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} documented");
+    }
+    let id = worker_identity(&s.broker.platform, MEASUREMENT, false);
+    let mut w = worker_conn(&s.broker.endpoint(), &id).await;
+    for body in [
+        &b"not json"[..],
+        b"{}",
+        b"{\"manifest\":\"sha256:zz\",\"computation\":\"j\",\"inputs\":{}}",
+    ] {
+        let r = w
+            .send(Method::POST, "/v1/release", &[], body.to_vec())
+            .await
+            .unwrap();
+        assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let r = s
+        .party
+        .signed(
+            "alpha",
+            Method::POST,
+            "/v1/keys",
+            b"{\"manifest\":1}".to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+}
