@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 
 use coffer_manifest::Manifest;
 use common::*;

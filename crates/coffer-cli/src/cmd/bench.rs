@@ -15,6 +15,9 @@ use serde::Serialize;
 pub enum BenchCommand {
     /// Sealed-file and encrypted-Parquet throughput against raw AES-256-GCM and plaintext reads
     Crypto(CryptoArgs),
+    /// Key-release throughput and latency over RA-TLS on loopback, against the broker core
+    /// and a trivial request measured in the same run
+    Broker(super::bench_broker::BrokerBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +62,7 @@ struct CryptoReport {
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Crypto(args) => crypto(&args),
+        BenchCommand::Broker(args) => super::bench_broker::run(&args),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod attest;
 pub mod bench;
+pub mod bench_broker;
 pub mod broker;
 pub mod identity;
 pub mod keys;

@@ -7,6 +7,7 @@
 )]
 
 mod attest;
+mod broker;
 mod common;
 mod identity;
 mod manifest;

@@ -1,0 +1,354 @@
+//! `coffer bench broker`: key-release throughput and latency over RA-TLS on loopback, next to
+//! two baselines measured in the same run: the broker core alone (decision, audit entry,
+//! group commit; no network), and a trivial request (`GET /v1/info`) over the same
+//! connections (TLS and HTTP alone).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use coffer_attest::ratls::{KeyAlg, RaTlsIdentity};
+use coffer_broker::service::{Config, Service};
+use coffer_client::Identity;
+use coffer_manifest::{Manifest, SignatureFile};
+use coffer_net::{Connection, Endpoint};
+use coffer_tee::EvidenceSource;
+use http::Method;
+use serde::Serialize;
+
+#[derive(Debug, Args)]
+pub struct BrokerBenchArgs {
+    /// Concurrent worker connections (keep-alive, one request in flight each)
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Seconds per measured phase
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Phase {
+    requests: usize,
+    per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    clients: usize,
+    /// `Broker::release` called from `clients` threads: decision, sealed-key opening, signed
+    /// audit entry, group commit with `synchronous=FULL`. No network.
+    core: Phase,
+    /// `GET /v1/info` over the same RA-TLS connections: TLS and HTTP only.
+    info_over_tls: Phase,
+    /// `POST /v1/release` over RA-TLS, worker evidence appraised against the manifest.
+    release_over_tls: Phase,
+    /// A fresh RA-TLS connection (handshake, evidence verification) per release.
+    release_new_connection: Phase,
+    release_vs_info: f64,
+}
+
+fn phase(mut lat: Vec<Duration>, elapsed: Duration) -> Phase {
+    lat.sort_unstable();
+    let pick = |q: f64| {
+        let i = ((lat.len() as f64 - 1.0) * q).round() as usize;
+        lat.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
+    Phase {
+        requests: lat.len(),
+        per_sec: lat.len() as f64 / elapsed.as_secs_f64(),
+        p50_ms: pick(0.50),
+        p99_ms: pick(0.99),
+    }
+}
+
+const MEASUREMENT: [u8; 48] = [0x4f; 48];
+
+fn manifest_yaml(parties: &[Identity]) -> String {
+    let mut p = String::new();
+    for id in parties {
+        let public = id.public();
+        p.push_str(&format!(
+            "  - name: {}\n    signing_key: {}\n    recipient: {}\n",
+            public.name, public.signing_key, public.recipient
+        ));
+    }
+    format!(
+        "version: 1\nid: bench\nparties:\n{p}\
+         enclave:\n  tee: [sim]\n  measurements: [\"sim:measurement={}\"]\n  allow_simulation: true\n\
+         datasets:\n  - {{name: a_data, owner: alpha, uri: \"file://a\", digest: \"sha256:{}\"}}\n  \
+         - {{name: b_data, owner: beta, uri: \"file://b\", digest: \"sha256:{}\"}}\n\
+         computations:\n  - name: joined\n    kind: sql\n    \
+         query: SELECT count(*) AS n FROM a_data JOIN b_data USING (id)\n    \
+         inputs: [a_data, b_data]\n    recipients: [alpha]\n\
+         governance: {{update: all}}\n",
+        hex::encode(MEASUREMENT),
+        "11".repeat(32),
+        "22".repeat(32)
+    )
+}
+
+pub fn run(args: &BrokerBenchArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    // The broker gets its own runtime, as it would in its own process.
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let service = server_rt.block_on(Service::bind(Config {
+        listen: "127.0.0.1:0".parse()?,
+        data: data.clone(),
+        backend: coffer_tee::Backend::Sim,
+        sim_platform: dir.path().to_path_buf(),
+        sim_roots: Vec::new(),
+        request_window_secs: 300,
+    }))?;
+    let endpoint = Endpoint::parse(&format!("https://{}", service.local_addr()?))?;
+    let audience = service.info().tls_spki_sha256.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = server_rt.spawn(service.serve(async {
+        let _ = stop_rx.await;
+    }));
+
+    let parties = [Identity::generate("alpha")?, Identity::generate("beta")?];
+    let yaml = manifest_yaml(&parties);
+    let manifest = Manifest::from_yaml(&yaml)?;
+    let mut sigs = SignatureFile::new(manifest.hash());
+    for p in &parties {
+        sigs.add(
+            manifest.hash(),
+            coffer_manifest::sign(&manifest, None, p.name(), p.signing_key())?,
+        )?;
+    }
+    let platform = coffer_tee::sim::SimPlatform::load_or_create(dir.path())?;
+    let source = coffer_tee::sim::SimSource::with_measurement(platform, MEASUREMENT);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    let worker = Arc::new(RaTlsIdentity::issue(KeyAlg::P256, None, now, 3600, |rd| {
+        source.evidence(rd)
+    })?);
+    let inputs: std::collections::BTreeMap<String, String> = [
+        ("a_data".to_owned(), format!("sha256:{}", "11".repeat(32))),
+        ("b_data".to_owned(), format!("sha256:{}", "22".repeat(32))),
+    ]
+    .into();
+    let body = Arc::new(serde_json::to_vec(&serde_json::json!({
+        "manifest": manifest.hash().to_string(),
+        "computation": "joined",
+        "inputs": inputs,
+    }))?);
+
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    client_rt.block_on(async {
+        let mut conn = Connection::connect(&endpoint, coffer_net::client_config(None)?).await?;
+        let submit = serde_json::to_vec(&serde_json::json!({
+            "manifest": yaml,
+            "signatures": serde_json::from_str::<serde_json::Value>(&sigs.to_json()?)?,
+        }))?;
+        let signed = |id: &Identity, path: &str, body: &[u8]| {
+            coffer_net::sign_request(
+                id.signing_key(),
+                id.name(),
+                "POST",
+                path,
+                &audience,
+                body,
+                now,
+                &coffer_net::signed::fresh_nonce().unwrap_or_default(),
+            )
+        };
+        let r = conn
+            .send(
+                Method::POST,
+                "/v1/manifests",
+                &signed(&parties[0], "/v1/manifests", &submit),
+                submit.clone(),
+            )
+            .await?;
+        anyhow::ensure!(
+            r.status.is_success(),
+            "submit: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        for (p, ds) in parties.iter().zip(["a_data", "b_data"]) {
+            let up = serde_json::to_vec(&serde_json::json!({
+                "manifest": manifest.hash().to_string(), "dataset": ds, "key": "ab".repeat(32),
+            }))?;
+            let r = conn
+                .send(
+                    Method::POST,
+                    "/v1/keys",
+                    &signed(p, "/v1/keys", &up),
+                    up.clone(),
+                )
+                .await?;
+            anyhow::ensure!(
+                r.status.is_success(),
+                "upload: {}",
+                String::from_utf8_lossy(&r.body)
+            );
+        }
+        anyhow::Ok(())
+    })?;
+
+    let span = Duration::from_secs_f64(args.seconds.max(0.5));
+    let clients = args.clients.max(1);
+
+    // Baseline 1: the core, no network. A second broker on the same directory is not allowed
+    // while the service runs, so this phase reads the service's own state through a copy.
+    let core = {
+        let copy = dir.path().join("core");
+        std::fs::create_dir_all(&copy)?;
+        for f in [
+            "broker.sqlite",
+            "broker.sqlite-wal",
+            "sealing.key",
+            "broker-signing.key",
+        ] {
+            let from = data.join(f);
+            if from.exists() {
+                std::fs::copy(&from, copy.join(f))?;
+            }
+        }
+        let broker = Arc::new(coffer_broker::Broker::open(&copy)?);
+        let cert = coffer_attest::ratls::RaTlsCert::from_der(worker.cert_der())?;
+        let verified = cert
+            .verify_bound(
+                &coffer_attest::Verifier::new().with_sim_root(
+                    coffer_tee::sim::SimPlatform::load_or_create(dir.path())?.public_key(),
+                ),
+                None,
+                now,
+            )
+            .map_err(|c| anyhow::anyhow!("worker evidence: {c:?}"))?;
+
+        let start = Instant::now();
+        let threads: Vec<_> = (0..clients)
+            .map(|_| {
+                let (broker, verified, inputs, hash) = (
+                    Arc::clone(&broker),
+                    verified.clone(),
+                    inputs.clone(),
+                    manifest.hash(),
+                );
+                std::thread::spawn(move || {
+                    let mut lat = Vec::new();
+                    while start.elapsed() < span {
+                        let t = Instant::now();
+                        if broker
+                            .release(&hash, "joined", &inputs, &verified, now)
+                            .is_err()
+                        {
+                            break;
+                        }
+                        lat.push(t.elapsed());
+                    }
+                    lat
+                })
+            })
+            .collect();
+        let mut lat = Vec::new();
+        for t in threads {
+            lat.extend(
+                t.join()
+                    .map_err(|_| anyhow::anyhow!("bench thread panicked"))?,
+            );
+        }
+        phase(lat, start.elapsed())
+    };
+
+    let over_tls = |path: &'static str, fresh: bool| -> anyhow::Result<Phase> {
+        client_rt.block_on(async {
+            let start = Instant::now();
+            let mut tasks = Vec::new();
+            for _ in 0..clients {
+                let (endpoint, worker, body) =
+                    (endpoint.clone(), Arc::clone(&worker), Arc::clone(&body));
+                tasks.push(tokio::spawn(async move {
+                    let config = coffer_net::client_config(Some(&worker))?;
+                    let mut lat = Vec::new();
+                    let mut conn = Connection::connect(&endpoint, Arc::clone(&config)).await?;
+                    while start.elapsed() < span {
+                        let t = Instant::now();
+                        if fresh {
+                            conn = Connection::connect(&endpoint, Arc::clone(&config)).await?;
+                        }
+                        let r = if path == "/v1/info" {
+                            conn.send(Method::GET, path, &[], Vec::new()).await?
+                        } else {
+                            conn.send(Method::POST, path, &[], body.to_vec()).await?
+                        };
+                        anyhow::ensure!(
+                            r.status.is_success(),
+                            "{path}: {}",
+                            String::from_utf8_lossy(&r.body)
+                        );
+                        lat.push(t.elapsed());
+                    }
+                    anyhow::Ok(lat)
+                }));
+            }
+            let mut lat = Vec::new();
+            for t in tasks {
+                lat.extend(t.await??);
+            }
+            Ok(phase(lat, start.elapsed()))
+        })
+    };
+    let info_over_tls = over_tls("/v1/info", false)?;
+    let release_over_tls = over_tls("/v1/release", false)?;
+    let release_new_connection = over_tls("/v1/release", true)?;
+    let _ = stop_tx.send(());
+    let _ = server_rt.block_on(server);
+
+    let report = Report {
+        clients,
+        release_vs_info: release_over_tls.per_sec / info_over_tls.per_sec.max(f64::MIN_POSITIVE),
+        core,
+        info_over_tls,
+        release_over_tls,
+        release_new_connection,
+    };
+    if args.json {
+        return super::print_json(&report);
+    }
+    println!(
+        "broker bench: {clients} clients, {:.1} s per phase, loopback, sim evidence",
+        span.as_secs_f64()
+    );
+    println!(
+        "{:<34} {:>10} {:>12} {:>9} {:>9}",
+        "phase", "requests", "per second", "p50 ms", "p99 ms"
+    );
+    for (name, p) in [
+        ("core release (no network)", &report.core),
+        ("GET /v1/info over RA-TLS", &report.info_over_tls),
+        ("release over RA-TLS (keep-alive)", &report.release_over_tls),
+        (
+            "release, new RA-TLS connection",
+            &report.release_new_connection,
+        ),
+    ] {
+        println!(
+            "{name:<34} {:>10} {:>12.0} {:>9.2} {:>9.2}",
+            p.requests, p.per_sec, p.p50_ms, p.p99_ms
+        );
+    }
+    println!(
+        "releases_per_s={:.0} p50_ms={:.2} p99_ms={:.2} release_vs_info={:.2}",
+        report.release_over_tls.per_sec,
+        report.release_over_tls.p50_ms,
+        report.release_over_tls.p99_ms,
+        report.release_vs_info
+    );
+    Ok(())
+}

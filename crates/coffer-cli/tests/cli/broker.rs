@@ -1,0 +1,277 @@
+//! Three parties and a real broker process, through the CLI only: attest and pin the broker,
+//! sign and submit the manifest, grant keys, fetch and verify the audit log; then the
+//! refusals a party can meet, each with its exit code and named check.
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::common::{Party, args};
+
+struct Broker {
+    child: Child,
+    url: String,
+}
+
+impl Broker {
+    /// `coffer broker serve` on a free loopback port, with `dir` for state and platform key.
+    fn start(dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
+            .args(["--home"])
+            .arg(dir.join("operator"))
+            .args([
+                "broker",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--tee",
+                "sim",
+                "--data",
+            ])
+            .arg(dir.join("data"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("broker did not start: {line:?}"))
+            .to_owned();
+        Self { child, url }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn manifest_yaml(parties: &[&Party], allow_simulation: bool) -> String {
+    let mut list = String::new();
+    for p in parties {
+        let id = p.show_json();
+        list.push_str(&format!(
+            "  - name: {}\n    signing_key: {}\n    recipient: {}\n",
+            id["name"].as_str().unwrap(),
+            id["signing_key"].as_str().unwrap(),
+            id["recipient"].as_str().unwrap()
+        ));
+    }
+    format!(
+        "version: 1\nid: hospital-study\nparties:\n{list}\
+         enclave:\n  tee: [sim]\n  measurements: [\"sim:measurement={}\"]\n  \
+         allow_simulation: {allow_simulation}\n\
+         datasets:\n  - {{name: alpha_patients, owner: alpha, uri: \"file://a.parquet\", \
+         digest: \"sha256:{}\"}}\n  - {{name: beta_patients, owner: beta, \
+         uri: \"file://b.parquet\", digest: \"sha256:{}\"}}\n\
+         computations:\n  - name: counts\n    kind: sql\n    \
+         query: SELECT count(*) AS n FROM alpha_patients JOIN beta_patients USING (id)\n    \
+         inputs: [alpha_patients, beta_patients]\n    recipients: [alpha, beta, carol]\n\
+         governance: {{update: all}}\n",
+        "4f".repeat(48),
+        "11".repeat(32),
+        "22".repeat(32)
+    )
+}
+
+#[test]
+fn three_parties_through_a_real_broker() {
+    let ops = tempfile::tempdir().unwrap();
+    let broker = Broker::start(ops.path());
+    let url_owned = broker.url.clone();
+    let url = url_owned.as_str();
+    let (alpha, beta, carol) = (
+        Party::init("alpha"),
+        Party::init("beta"),
+        Party::init("carol"),
+    );
+    let all = [&alpha, &beta, &carol];
+
+    // Attesting a simulated broker needs an explicit opt-in; nothing is pinned without it.
+    let err = alpha.fails(1, &["broker", "attest", "--broker", url]);
+    assert!(err.contains("[simulation]"), "{err}");
+    assert!(!alpha.home().join("brokers").exists());
+    // Calls to a broker that was never attested are refused before connecting.
+    let err = alpha.fails(
+        2,
+        &args(&format!("audit fetch --broker {url} -o log.jsonl")),
+    );
+    assert!(err.contains("broker attest"), "{err}");
+    for p in all {
+        let out = p.ok(&[
+            "broker",
+            "attest",
+            "--broker",
+            url,
+            "--allow-simulation",
+            "--json",
+        ]);
+        let pin: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(pin["simulated"], true);
+        assert_eq!(pin["tee"], "sim");
+        assert_eq!(
+            pin["measurements"]["measurement"].as_str().unwrap().len(),
+            96
+        );
+    }
+
+    // The manifest: everyone signs, alpha submits after each signature.
+    let file = alpha.path("study.yaml");
+    std::fs::write(&file, manifest_yaml(&all, true)).unwrap();
+    let f = file.to_str().unwrap();
+    let submit = |p: &Party| -> serde_json::Value {
+        serde_json::from_str(&p.ok(&["manifest", "submit", f, "--broker", url, "--json"])).unwrap()
+    };
+    alpha.ok(&["manifest", "sign", f]);
+    let st = submit(&alpha);
+    assert_eq!(st["active"], false);
+    assert_eq!(st["missing"], serde_json::json!(["beta", "carol"]));
+    beta.ok(&["manifest", "sign", f]);
+    carol.ok(&["manifest", "sign", f]);
+    let st = submit(&carol);
+    assert_eq!(st["active"], true, "{st}");
+    assert_eq!(
+        st["signed_by"],
+        serde_json::json!(["alpha", "beta", "carol"])
+    );
+
+    // Keys: owners only, once.
+    alpha.ok(&["key", "new", "alpha.k"]);
+    beta.ok(&["key", "new", "beta.k"]);
+    carol.ok(&["key", "new", "carol.k"]);
+    let grant = |ds: &str, key: &str| {
+        args(&format!(
+            "key grant --dataset {ds} --key {key} --manifest {f} --broker {url}"
+        ))
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>()
+    };
+    let run = |p: &Party, a: Vec<String>| p.run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        run(&alpha, grant("alpha_patients", "alpha.k"))
+            .status
+            .success()
+    );
+    assert!(
+        run(&beta, grant("beta_patients", "beta.k"))
+            .status
+            .success()
+    );
+    let out = run(&carol, grant("beta_patients", "carol.k"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[not_owner]"));
+    let out = run(&alpha, grant("alpha_patients", "alpha.k"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[key_exists]"));
+    let out = run(&alpha, grant("nobody_data", "alpha.k"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[unknown_dataset]"));
+
+    // The audit log: fetched and verified by a party that owns nothing.
+    carol.ok(&args(&format!("audit fetch --broker {url} -o log.jsonl")));
+    let log = carol.path("log.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let kinds: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["entry"]["event"]["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "manifest_submitted",
+            "manifest_submitted",
+            "manifest_activated",
+            "key_uploaded",
+            "key_uploaded"
+        ]
+    );
+    let out = carol.ok(&[
+        "audit",
+        "verify",
+        log.to_str().unwrap(),
+        "--broker",
+        url,
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["entries"], 5);
+
+    // Edits to the fetched log: each is refused with the failed check named.
+    let lines: Vec<&str> = text.lines().collect();
+    let edits: Vec<(&str, String)> = vec![
+        ("removed", [&lines[..2], &lines[3..]].concat().join("\n")),
+        ("reordered", {
+            let mut l = lines.clone();
+            l.swap(3, 4);
+            l.join("\n")
+        }),
+        ("edited", text.replacen("beta_patients", "beta_patientz", 1)),
+        ("truncated", lines[..4].join("\n")),
+    ];
+    for (what, edited) in edits {
+        let path = carol.path(&format!("{what}.jsonl"));
+        std::fs::write(&path, edited).unwrap();
+        let err = carol.fails(
+            1,
+            &["audit", "verify", path.to_str().unwrap(), "--broker", url],
+        );
+        assert!(err.contains("audit log refused"), "{what}: {err}");
+    }
+    // A log verified with another broker's key is refused too.
+    let other = alpha.show_json()["signing_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let err = carol.fails(
+        1,
+        &["audit", "verify", log.to_str().unwrap(), "--key", &other],
+    );
+    assert!(err.contains("audit log refused"), "{err}");
+
+    // A pin is checked on every call: a broker with another TLS key (another data dir) on the
+    // same address is refused before anything is sent.
+    drop(broker);
+    let ops2 = tempfile::tempdir().unwrap();
+    let port = url.rsplit(':').next().unwrap();
+    let mut impostor = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["--home"])
+        .arg(ops2.path().join("operator"))
+        .args([
+            "broker",
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--tee",
+            "sim",
+            "--data",
+        ])
+        .arg(ops2.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(impostor.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("listening on "),
+        "impostor did not start: {line:?}"
+    );
+    let err = alpha.fails(1, &["manifest", "submit", f, "--broker", url]);
+    assert!(err.contains("[pin]"), "{err}");
+    let _ = impostor.kill();
+    let _ = impostor.wait();
+}
