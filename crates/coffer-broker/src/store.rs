@@ -126,6 +126,10 @@ impl Store {
                 });
             }
         }
+        // Expired nonces are swept on every signed request: keep that an index range scan.
+        store.conn.execute_batch(
+            "CREATE INDEX IF NOT EXISTS seen_nonces_expiry ON seen_nonces (expires_at)",
+        )?;
         Ok(store)
     }
 

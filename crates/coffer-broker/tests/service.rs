@@ -10,7 +10,6 @@
 
 mod common;
 
-
 use coffer_manifest::Manifest;
 use common::*;
 use http::Method;
