@@ -55,6 +55,9 @@ enum Command {
     /// I/O error.
     #[command(subcommand)]
     Manifest(cmd::manifest::ManifestCommand),
+    /// Train and apply gradient-boosted trees (XGBoost JSON models) on CSV or encrypted Parquet
+    #[command(subcommand)]
+    Gbdt(cmd::gbdt::GbdtCommand),
     /// Run or attest a key broker
     #[command(subcommand)]
     Broker(cmd::broker::BrokerCommand),
@@ -94,6 +97,7 @@ fn run(home: &coffer_client::Home, command: Command) -> anyhow::Result<()> {
         Command::Unseal(args) => cmd::seal::unseal(home, &args),
         Command::Attest(c) => cmd::attest::run(home, c),
         Command::Manifest(c) => cmd::manifest::run(home, c),
+        Command::Gbdt(c) => cmd::gbdt::run(home, c),
         Command::Broker(c) => cmd::broker::run(home, c),
         Command::Audit(c) => cmd::broker::audit(home, c),
         Command::Measure(args) => cmd::attest::measure(&args),

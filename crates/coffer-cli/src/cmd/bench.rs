@@ -18,6 +18,9 @@ pub enum BenchCommand {
     /// Key-release throughput and latency over RA-TLS on loopback, against the broker core
     /// and a trivial request measured in the same run
     Broker(super::bench_broker::BrokerBenchArgs),
+    /// GBDT training time, AUC and prediction throughput against XGBoost (hist, 2 threads),
+    /// measured in the same run
+    Gbdt(super::gbdt::BenchGbdtArgs),
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +66,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Crypto(args) => crypto(&args),
         BenchCommand::Broker(args) => super::bench_broker::run(&args),
+        BenchCommand::Gbdt(args) => super::gbdt::bench(&args),
     }
 }
 

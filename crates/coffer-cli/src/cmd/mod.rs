@@ -4,6 +4,7 @@ pub mod attest;
 pub mod bench;
 pub mod bench_broker;
 pub mod broker;
+pub mod gbdt;
 pub mod identity;
 pub mod keys;
 pub mod manifest;

@@ -9,6 +9,7 @@
 mod attest;
 mod broker;
 mod common;
+mod gbdt;
 mod identity;
 mod manifest;
 #[path = "../../../coffer-parquet/tests/py/peer.rs"]
