@@ -147,8 +147,9 @@ impl Service {
         let simulated = config.backend == Backend::Sim;
         let mut verifier = Verifier::new();
         let mut roots = config.sim_roots.clone();
-        if let Ok(p) = coffer_tee::sim::SimPlatform::load_or_create(&config.sim_platform)
-            && simulated
+        // Only a simulated broker trusts (and so creates) a sim platform key of its own.
+        if simulated
+            && let Ok(p) = coffer_tee::sim::SimPlatform::load_or_create(&config.sim_platform)
         {
             roots.push(p.public_key());
         }
