@@ -18,7 +18,26 @@
 //!
 //! Writing encrypted Parquet through DataFusion is refused: Coffer's outputs leave the enclave
 //! in the age format, and a factory that silently wrote plaintext would be worse than none.
+//!
+//! [`constraints::run_constrained`] runs one `SELECT` under a manifest's output constraints
+//! (`min_group_size`, enforced by rewriting the logical plan), with parameters that
+//! [`template::bind_template`] checked against the computation's declared types.
+//!
+//! # Features
+//!
+//! - `tpch` (off): the `tpch` module, the TPC-H benchmark of encrypted against plaintext
+//!   Parquet. It pulls in the TPC-H generator; in-TEE binaries leave it off.
 #![forbid(unsafe_code)]
+
+pub mod constraints;
+mod error;
+pub mod template;
+#[cfg(feature = "tpch")]
+pub mod tpch;
+
+pub use constraints::{OutputConstraints, run_constrained};
+pub use error::SqlError;
+pub use template::{BoundTemplate, bind_template};
 
 use std::sync::Arc;
 
