@@ -311,6 +311,37 @@ impl RaTlsCert {
         Sha256::digest(&self.spki_der).into()
     }
 
+    /// Checks an ECDSA signature ([`RaTlsIdentity::sign`]) over `message` by this
+    /// certificate's key. Says nothing of the evidence: verify that too.
+    pub fn verify_signature(&self, message: &[u8], signature: &[u8]) -> Result<(), Error> {
+        use aws_lc_rs::signature::{
+            ECDSA_P256_SHA256_ASN1, ECDSA_P384_SHA384_ASN1, UnparsedPublicKey,
+        };
+        const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+        const P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+        let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(&self.spki_der)
+            .map_err(|e| malformed(format!("public key: {e}")))?;
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+        let alg = match curve {
+            Some(c) if c == P256 => &ECDSA_P256_SHA256_ASN1,
+            Some(c) if c == P384 => &ECDSA_P384_SHA384_ASN1,
+            _ => {
+                return Err(Error::Unsupported(
+                    "RA-TLS key that is not ECDSA P-256 or P-384".into(),
+                ));
+            }
+        };
+        UnparsedPublicKey::new(alg, spki.subject_public_key.raw_bytes())
+            .verify(message, signature)
+            .map_err(|_| Error::SignatureInvalid {
+                what: "signature by the RA-TLS certificate's key".into(),
+            })
+    }
+
     /// Verifies the evidence with `verifier` and that it binds this certificate's key (and
     /// `nonce`, if given), without applying a policy: the caller appraises the claims later,
     /// against a policy it only knows then (a broker judging a worker for a named manifest).
@@ -768,6 +799,22 @@ impl RaTlsIdentity {
             key_pkcs8: Zeroizing::new(key.serialize_der()),
             tee,
         })
+    }
+
+    /// Signs `message` with the certificate's key: ECDSA with SHA-256 (P-256) or SHA-384
+    /// (P-384), ASN.1 DER signature. A service signs what it vouches for (a worker's result
+    /// receipt), so that anyone holding the certificate can check it against the evidence.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        use aws_lc_rs::signature::{
+            ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair,
+        };
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &self.key_pkcs8)
+            .or_else(|_| EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, &self.key_pkcs8))
+            .map_err(|e| Error::Internal(format!("RA-TLS key: {e}")))?;
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        pair.sign(&rng, message)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|e| Error::Internal(format!("signing: {e}")))
     }
 
     /// From a stored certificate and PKCS#8 key (DER).

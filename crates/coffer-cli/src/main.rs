@@ -64,6 +64,25 @@ enum Command {
     /// Fetch and verify a broker's audit log
     #[command(subcommand)]
     Audit(cmd::broker::AuditCommand),
+    /// Run an enclave worker
+    #[command(subcommand)]
+    Worker(cmd::jobs::WorkerCommand),
+    /// Run the untrusted orchestrator (job queue and dispatch)
+    #[command(subcommand)]
+    Orchestrator(cmd::jobs::OrchestratorCommand),
+    /// Put a file (ciphertext) into storage
+    Upload(cmd::jobs::UploadArgs),
+    /// Get a file from storage
+    Download(cmd::jobs::DownloadArgs),
+    /// Submit signed jobs and follow them
+    #[command(subcommand)]
+    Job(cmd::jobs::JobCommand),
+    /// Verify and decrypt a job's outputs
+    #[command(subcommand)]
+    Result(cmd::jobs::ResultCommand),
+    /// Run the whole flow on this machine, in simulation: two hospitals, a broker, an
+    /// orchestrator and a worker on loopback, a join under min_group_size, the audit log
+    Demo(cmd::demo::DemoArgs),
     /// Print a file's sim measurement (SHA-384), as `sim:measurement=` policy rules name it
     Measure(cmd::attest::MeasureArgs),
     /// Measure throughput against baselines run side by side
@@ -100,6 +119,13 @@ fn run(home: &coffer_client::Home, command: Command) -> anyhow::Result<()> {
         Command::Gbdt(c) => cmd::gbdt::run(home, c),
         Command::Broker(c) => cmd::broker::run(home, c),
         Command::Audit(c) => cmd::broker::audit(home, c),
+        Command::Worker(c) => cmd::jobs::worker(home, c),
+        Command::Orchestrator(c) => cmd::jobs::orchestrator(c),
+        Command::Upload(args) => cmd::jobs::upload(&args),
+        Command::Download(args) => cmd::jobs::download(&args),
+        Command::Job(c) => cmd::jobs::job(home, c),
+        Command::Result(c) => cmd::jobs::result(home, c),
+        Command::Demo(args) => cmd::demo::run(&args),
         Command::Measure(args) => cmd::attest::measure(&args),
         Command::Bench(c) => cmd::bench::run(c),
     }

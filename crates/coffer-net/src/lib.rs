@@ -6,14 +6,19 @@
 //!   appraises before sending anything;
 //! - [`signed`]: party requests signed with Ed25519, bound to method, path, body, time, nonce
 //!   and the attested server key;
-//! - [`api::ApiError`]: the typed error body of every service.
+//! - [`api::ApiError`]: the typed error body of every service;
+//! - [`job`]: signed job requests and the worker's signed result receipts;
+//! - [`broker`], [`orchestrator`]: the services' wire types.
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod broker;
 pub mod client;
+pub mod job;
+pub mod orchestrator;
 pub mod server;
 pub mod signed;
+pub mod storage;
 
 pub use api::ApiError;
 pub use client::{Connection, Endpoint, NetError, Response, client_config};

@@ -214,7 +214,62 @@ pub async fn run_tpch(sf: f64, dir: &Path, runs: usize) -> Result<TpchReport, Tp
     })
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
+/// The tables `sql` reads, in [`TABLES`] order (by whole-word match).
+pub fn tables_of(sql: &str) -> Vec<&'static str> {
+    let words: std::collections::BTreeSet<&str> = sql
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .collect();
+    TABLES
+        .iter()
+        .map(|(t, _)| *t)
+        .filter(|t| words.contains(t))
+        .collect()
+}
+
+/// Writes every table in plaintext Parquet under `dir` (Snappy, one file per table, as
+/// [`run_tpch`] does); returns the total size.
+pub fn write_plain(sf: f64, dir: &Path) -> Result<u64, TpchError> {
+    std::fs::create_dir_all(dir)?;
+    let mut total = 0u64;
+    for (table, _) in TABLES {
+        let file = dir.join(format!("{table}.parquet"));
+        let (schema, batches) = generate(table, sf)?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build();
+        let mut writer = ArrowWriter::try_new(std::fs::File::create(&file)?, schema, Some(props))?;
+        for batch in batches {
+            writer.write(&batch?)?;
+        }
+        writer.close()?;
+        total = total.saturating_add(std::fs::metadata(&file)?.len());
+    }
+    Ok(total)
+}
+
+/// Writes every table encrypted under `dir`, each under its own master key
+/// (`key_of(table)`, found in `keys`): encrypted footer, a fresh data key per column.
+/// Returns the total size.
+pub fn write_encrypted_per_table(
+    sf: f64,
+    dir: &Path,
+    keys: &dyn KeySource,
+    key_of: impl Fn(&str) -> Result<KeyId, coffer_crypto::Error>,
+) -> Result<u64, TpchError> {
+    std::fs::create_dir_all(dir)?;
+    let mut total = 0u64;
+    for (table, _) in TABLES {
+        let (schema, batches) = generate(table, sf)?;
+        let opts = EncryptOptions::new(key_of(table)?);
+        let out = std::fs::File::create(dir.join(format!("{table}.parquet")))?;
+        let summary = coffer_parquet::encrypt_batches(schema, batches, out, keys, &opts)?;
+        total = total.saturating_add(summary.bytes);
+    }
+    Ok(total)
+}
+
+/// The median of `samples` (zero if none).
+pub fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples
         .get(samples.len() / 2)
@@ -359,7 +414,7 @@ fn registering(source: DataFusionError) -> TpchError {
 
 /// Plaintext tables, registered the way [`crate::register_encrypted_parquet`] registers
 /// encrypted ones, less the encryption factory.
-async fn plain_session(dir: &Path) -> Result<SessionContext, TpchError> {
+pub async fn plain_session(dir: &Path) -> Result<SessionContext, TpchError> {
     let ctx = session();
     for (table, _) in TABLES {
         let listing =
@@ -385,7 +440,7 @@ async fn encrypted_session(
 }
 
 /// Runs `sql`; returns its rows (formatted, sorted) and the time it took.
-async fn run_query(
+pub async fn run_query(
     ctx: &SessionContext,
     query: usize,
     sql: &str,
@@ -404,7 +459,8 @@ async fn run_query(
     Ok((rows, took))
 }
 
-fn format_rows(batches: &[RecordBatch]) -> Result<Vec<String>, ArrowError> {
+/// Rows as sorted `|`-separated text, for comparing results computed two ways.
+pub fn format_rows(batches: &[RecordBatch]) -> Result<Vec<String>, ArrowError> {
     let options = FormatOptions::default().with_null("NULL");
     let mut rows = Vec::new();
     for batch in batches {

@@ -21,6 +21,9 @@ pub enum BenchCommand {
     /// GBDT training time, AUC and prediction throughput against XGBoost (hist, 2 threads),
     /// measured in the same run
     Gbdt(super::gbdt::BenchGbdtArgs),
+    /// The 22 TPC-H queries: DataFusion on plaintext Parquet against the worker path (signed
+    /// job, key release over RA-TLS, encrypted Parquet, age output, receipt), alternating
+    Tpch(super::bench_tpch::TpchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +70,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Crypto(args) => crypto(&args),
         BenchCommand::Broker(args) => super::bench_broker::run(&args),
         BenchCommand::Gbdt(args) => super::gbdt::bench(&args),
+        BenchCommand::Tpch(args) => super::bench_tpch::run(&args),
     }
 }
 

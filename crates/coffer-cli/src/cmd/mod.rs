@@ -3,9 +3,12 @@
 pub mod attest;
 pub mod bench;
 pub mod bench_broker;
+pub mod bench_tpch;
 pub mod broker;
+pub mod demo;
 pub mod gbdt;
 pub mod identity;
+pub mod jobs;
 pub mod keys;
 pub mod manifest;
 pub mod seal;

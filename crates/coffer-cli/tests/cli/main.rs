@@ -11,6 +11,7 @@ mod broker;
 mod common;
 mod gbdt;
 mod identity;
+mod jobs;
 mod manifest;
 #[path = "../../../coffer-parquet/tests/py/peer.rs"]
 mod py_peer;

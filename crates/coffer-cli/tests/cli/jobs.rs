@@ -1,0 +1,569 @@
+//! The whole flow through the real binaries: `coffer demo` (broker, worker and orchestrator as
+//! processes on loopback), its result recomputed independently from the plaintext inputs, the
+//! storage searched for plaintext; then, on the demo's leftovers, every end-to-end refusal:
+//! each is reported to the client with its check, and no output reaches storage.
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use coffer_client::{Home, Identity};
+use coffer_net::job::{JobRequest, JobSpec, OutputFormat};
+use coffer_net::{Connection, Endpoint};
+
+struct Service {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `EXE --home HOME ARGS` and waits for `listening on URL`.
+fn start(exe: &Path, home: &Path, args: &[&str]) -> Service {
+    let mut child = Command::new(exe)
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{args:?} did not start: {line:?}"))
+        .to_owned();
+    Service { child, url }
+}
+
+fn coffer(home: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The demo's query, recomputed from the CSV inputs: join on patient_id, group by
+/// (diagnosis, treatment), groups under k dropped.
+fn expected(dir: &Path, k: usize) -> BTreeMap<(String, String), (usize, f64, f64)> {
+    let alpha = std::fs::read_to_string(dir.join("alpha/input.csv")).unwrap();
+    let beta = std::fs::read_to_string(dir.join("beta/input.csv")).unwrap();
+    let mut patients = BTreeMap::new();
+    for line in alpha.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let id: u64 = f[0].parse().unwrap();
+        let age: f64 = f[1].parse().unwrap();
+        patients.insert(id, (age, f[4].to_owned()));
+    }
+    let mut groups: BTreeMap<(String, String), (usize, f64, f64)> = BTreeMap::new();
+    for line in beta.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let id: u64 = f[0].parse().unwrap();
+        let cost: f64 = f[2].parse().unwrap();
+        if let Some((age, diagnosis)) = patients.get(&id) {
+            let g = groups
+                .entry((diagnosis.clone(), f[1].to_owned()))
+                .or_default();
+            g.0 += 1;
+            g.1 += age;
+            g.2 += cost;
+        }
+    }
+    groups
+        .into_iter()
+        .filter(|(_, g)| g.0 >= k)
+        .map(|(key, (n, age, cost))| (key, (n, age / n as f64, cost / n as f64)))
+        .collect()
+}
+
+fn parse_result(text: &str) -> BTreeMap<(String, String), (usize, f64, f64)> {
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "diagnosis,treatment,patients,mean_age,mean_cost_eur"
+    );
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                (f[0].to_owned(), f[1].to_owned()),
+                (
+                    f[2].parse().unwrap(),
+                    f[3].parse().unwrap(),
+                    f[4].parse().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn as_refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A job signed by the party at `home`, for `computation` of the manifest at `manifest`.
+fn signed_job(home: &Path, manifest: &Path, computation: &str) -> JobRequest {
+    let yaml = std::fs::read_to_string(manifest).unwrap();
+    let m = coffer_manifest::Manifest::from_yaml(&yaml).unwrap();
+    let mut sigs_path = manifest.as_os_str().to_owned();
+    sigs_path.push(".sigs");
+    let sigs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(PathBuf::from(sigs_path)).unwrap()).unwrap();
+    let id = Identity::load(&Home::new(home)).unwrap();
+    JobSpec {
+        manifest: m.hash().to_string(),
+        computation: computation.to_owned(),
+        params: BTreeMap::new(),
+        format: OutputFormat::Csv,
+        party: id.name().to_owned(),
+        time: now(),
+        nonce: coffer_net::signed::fresh_nonce().unwrap(),
+    }
+    .sign(id.signing_key(), yaml, sigs)
+    .unwrap()
+}
+
+/// Posts a job to an orchestrator; returns its id.
+fn post(orchestrator: &str, job: &JobRequest) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut conn = Connection::connect(
+            &Endpoint::parse(orchestrator).unwrap(),
+            coffer_net::client_config(None).unwrap(),
+        )
+        .await
+        .unwrap();
+        let resp = conn
+            .send(
+                http::Method::POST,
+                "/v1/jobs",
+                &[],
+                serde_json::to_vec(job).unwrap(),
+            )
+            .await
+            .unwrap();
+        assert!(resp.status.is_success(), "{:?}", resp.body);
+    });
+    job.id().unwrap()
+}
+
+/// `coffer job wait` must fail with exit 1 naming `check`; nothing stored for the job.
+fn refused(home: &Path, orchestrator: &str, id: &str, check: &str, storage: &Path) {
+    let out = coffer(home, &["job", "wait", id, "--orchestrator", orchestrator]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "job {id}: {stderr}");
+    assert!(
+        stderr.contains(&format!("[{check}]")),
+        "expected [{check}], got: {stderr}"
+    );
+    assert!(
+        !storage.join("results").join(id).exists(),
+        "a refused job stored output"
+    );
+}
+
+#[test]
+fn demo_then_every_refusal_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path().join("w");
+    let out = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["demo", "--rows", "1500", "--workdir"])
+        .arg(&w)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("SIMULATION MODE"));
+    assert!(stdout.contains("receipt verified"));
+
+    // The result, recomputed from the inputs, for both recipients.
+    let want = expected(&w, 10);
+    assert!(want.len() >= 10, "too few groups to be a test: {want:?}");
+    for party in ["alpha", "beta"] {
+        let got = parse_result(&std::fs::read_to_string(w.join(party).join("result.csv")).unwrap());
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "{party}: groups (suppression at 10)"
+        );
+        for (k, (n, age, cost)) in &want {
+            let (gn, gage, gcost) = got[k];
+            assert_eq!(gn, *n, "{k:?}");
+            assert!((gage - age).abs() <= 0.051, "{k:?}: age {gage} vs {age}");
+            assert!(
+                (gcost - cost).abs() <= 0.51,
+                "{k:?}: cost {gcost} vs {cost}"
+            );
+        }
+    }
+    // Some group was suppressed: the rare diagnosis never shows.
+    let all = expected(&w, 1);
+    assert!(all.len() > want.len(), "nothing was suppressed");
+
+    // No plaintext in storage: no diagnosis, treatment or input line appears in any object.
+    let storage = w.join("storage");
+    let alpha_csv = std::fs::read_to_string(w.join("alpha/input.csv")).unwrap();
+    let needles: Vec<String> = ["hypertension", "diabetes", "standard care", "physiotherapy"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(alpha_csv.lines().skip(1).take(50).map(str::to_owned))
+        .collect();
+    for f in files_under(&storage) {
+        let bytes = std::fs::read(&f).unwrap();
+        for n in &needles {
+            assert!(
+                !bytes.windows(n.len()).any(|win| win == n.as_bytes()),
+                "{} contains {n:?}",
+                f.display()
+            );
+        }
+    }
+
+    // The refusals, on the demo's leftovers: a fresh broker on the demo's state, workers and
+    // orchestrators started here.
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_coffer"));
+    let alpha = w.join("alpha/home");
+    let svc = w.join("services");
+    let platform = w.join("sim-platform");
+    let (storage_s, platform_s) = (
+        storage.to_str().unwrap().to_owned(),
+        platform.to_str().unwrap().to_owned(),
+    );
+    let broker = start(
+        &exe,
+        &svc,
+        &[
+            "broker",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tee",
+            "sim",
+            "--sim-platform",
+            &platform_s,
+            "--data",
+            w.join("broker").to_str().unwrap(),
+        ],
+    );
+    let worker_args = |b: &str| {
+        vec![
+            "worker".to_owned(),
+            "serve".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--tee".into(),
+            "sim".into(),
+            "--broker".into(),
+            b.to_owned(),
+            "--storage".into(),
+            storage_s.clone(),
+            "--sim-platform".into(),
+        ]
+    };
+    let with = |mut v: Vec<String>, p: &str| {
+        v.push(p.to_owned());
+        v
+    };
+    let worker = start(
+        &exe,
+        &svc,
+        &as_refs(&with(worker_args(&broker.url), &platform_s)),
+    );
+    let orch = |worker: &str, db: &str| {
+        start(
+            &exe,
+            &svc,
+            &[
+                "orchestrator",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--storage",
+                &storage_s,
+                "--db",
+                svc.join(db).to_str().unwrap(),
+                "--worker",
+                worker,
+            ],
+        )
+    };
+    let o1 = orch(&worker.url, "o1.sqlite");
+    let manifest = w.join("manifest.yaml");
+
+    // A job that works, to replay later.
+    let good = signed_job(&alpha, &manifest, "outcomes_by_diagnosis");
+    let good_id = post(&o1.url, &good);
+    let out = coffer(
+        &alpha,
+        &["job", "wait", &good_id, "--orchestrator", &o1.url],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // 1. A query that is not in the manifest.
+    let id = post(&o1.url, &signed_job(&alpha, &manifest, "select_everything"));
+    refused(&alpha, &o1.url, &id, "unknown_computation", &storage);
+    // The CLI refuses it before anything is sent.
+    let out = coffer(
+        &alpha,
+        &[
+            "job",
+            "submit",
+            "--orchestrator",
+            &o1.url,
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--computation",
+            "select_everything",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+
+    // 2. A manifest that one owner (beta) has not signed.
+    let yaml = std::fs::read_to_string(&manifest).unwrap();
+    let unsigned = w.join("manifest-alpha-only.yaml");
+    std::fs::write(
+        &unsigned,
+        yaml.replace("id: coffer-demo-hospitals", "id: alpha-only"),
+    )
+    .unwrap();
+    let out = coffer(&alpha, &["manifest", "sign", unsigned.to_str().unwrap()]);
+    assert!(out.status.success());
+    let id = post(
+        &o1.url,
+        &signed_job(&alpha, &unsigned, "outcomes_by_diagnosis"),
+    );
+    refused(&alpha, &o1.url, &id, "owner_not_signed", &storage);
+
+    // 3. A worker with a different measurement: the same program with one byte appended.
+    let other_exe = w.join("coffer-rebuilt");
+    let mut bytes = std::fs::read(&exe).unwrap();
+    bytes.push(0);
+    std::fs::write(&other_exe, bytes).unwrap();
+    std::fs::set_permissions(
+        &other_exe,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let other = start(
+        &other_exe,
+        &svc,
+        &as_refs(&with(worker_args(&broker.url), &platform_s)),
+    );
+    let o2 = orch(&other.url, "o2.sqlite");
+    let id = post(
+        &o2.url,
+        &signed_job(&alpha, &manifest, "outcomes_by_diagnosis"),
+    );
+    refused(&alpha, &o2.url, &id, "measurement", &storage);
+
+    // 4. An orchestrator that hands the job to an unattested worker: its evidence comes from
+    // a platform key nobody trusts.
+    let rogue_platform = w.join("rogue-platform");
+    // It trusts the real platform, so it does ask the broker, which refuses it.
+    let pin_dir = alpha.join("brokers");
+    let pin: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::fs::read_dir(&pin_dir)
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let real_root = pin["sim_root"].as_str().unwrap().to_owned();
+    let mut rogue_args = with(worker_args(&broker.url), rogue_platform.to_str().unwrap());
+    rogue_args.extend(["--sim-root".to_owned(), real_root]);
+    let rogue = start(&exe, &svc, &as_refs(&rogue_args));
+    let o3 = orch(&rogue.url, "o3.sqlite");
+    let id = post(
+        &o3.url,
+        &signed_job(&alpha, &manifest, "outcomes_by_diagnosis"),
+    );
+    refused(&alpha, &o3.url, &id, "certificate_chain", &storage);
+    // Without that root, the rogue worker cannot verify the broker either.
+    let lost = start(
+        &exe,
+        &svc,
+        &as_refs(&with(
+            worker_args(&broker.url),
+            rogue_platform.to_str().unwrap(),
+        )),
+    );
+    let o7 = orch(&lost.url, "o7.sqlite");
+    let id = post(
+        &o7.url,
+        &signed_job(&alpha, &manifest, "outcomes_by_diagnosis"),
+    );
+    refused(&alpha, &o7.url, &id, "broker_attestation", &storage);
+
+    // 5. A replayed job request: to the same worker through another orchestrator, and to a
+    // fresh worker (whose memory is empty: the broker remembers).
+    let o4 = orch(&worker.url, "o4.sqlite");
+    post(&o4.url, &good);
+    let good_output = storage
+        .join("results")
+        .join(&good_id)
+        .join("outcomes_by_diagnosis.csv.age");
+    let before = std::fs::read(&good_output).unwrap();
+    refused(
+        &alpha,
+        &o4.url,
+        &good_id,
+        "replayed_request",
+        &storage.join("no-such-dir"),
+    );
+    assert_eq!(
+        std::fs::read(&good_output).unwrap(),
+        before,
+        "a replay rewrote the output"
+    );
+    let fresh = start(
+        &exe,
+        &svc,
+        &as_refs(&with(worker_args(&broker.url), &platform_s)),
+    );
+    let o5 = orch(&fresh.url, "o5.sqlite");
+    post(&o5.url, &good);
+    let out = coffer(
+        &alpha,
+        &["job", "wait", &good_id, "--orchestrator", &o5.url],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("[replayed_request]"), "{stderr}");
+
+    // 6. A tampered input file in storage, read by a worker that has not seen the input
+    // (workers keep inputs that matched their pin in memory, by digest).
+    let input = storage.join("alpha/alpha_patients.parquet");
+    let original = std::fs::read(&input).unwrap();
+    let mut tampered = original.clone();
+    let mid = tampered.len() / 2;
+    tampered[mid] ^= 1;
+    std::fs::write(&input, &tampered).unwrap();
+    let new_worker = start(
+        &exe,
+        &svc,
+        &as_refs(&with(worker_args(&broker.url), &platform_s)),
+    );
+    let o6 = orch(&new_worker.url, "o6.sqlite");
+    let id = post(
+        &o6.url,
+        &signed_job(&alpha, &manifest, "outcomes_by_diagnosis"),
+    );
+    refused(&alpha, &o6.url, &id, "digest_mismatch", &storage);
+    // A worker that verified the input before computes on what matched the pin.
+    let id = post(
+        &o1.url,
+        &signed_job(&alpha, &manifest, "outcomes_by_diagnosis"),
+    );
+    let out = coffer(&alpha, &["job", "wait", &id, "--orchestrator", &o1.url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&input, &original).unwrap();
+
+    // A tampered output is refused by the recipient before decryption.
+    let out_dir = w.join("again");
+    let result = storage
+        .join("results")
+        .join(&good_id)
+        .join("outcomes_by_diagnosis.csv.age");
+    let sealed = std::fs::read(&result).unwrap();
+    let mut flipped = sealed.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    std::fs::write(&result, &flipped).unwrap();
+    let out = coffer(
+        &alpha,
+        &[
+            "result",
+            "get",
+            &good_id,
+            "--orchestrator",
+            &o1.url,
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--storage",
+            &storage_s,
+            "-o",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("[output_digest]"), "{stderr}");
+    assert!(!out_dir.join("outcomes_by_diagnosis.csv").exists());
+    std::fs::write(&result, &sealed).unwrap();
+    let out = coffer(
+        &alpha,
+        &[
+            "result",
+            "get",
+            &good_id,
+            "--orchestrator",
+            &o1.url,
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--storage",
+            &storage_s,
+            "-o",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("outcomes_by_diagnosis.csv")).unwrap(),
+        std::fs::read_to_string(w.join("alpha/result.csv")).unwrap()
+    );
+}

@@ -1,0 +1,462 @@
+//! One job, from the signed request to the signed receipt.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use coffer_attest::ratls::RaTlsCert;
+use coffer_crypto::{KeyId, KeySource, MemoryKeys, SecretKey};
+use coffer_manifest::{Computation, ComputationKind, Manifest, SignatureFile};
+use coffer_net::broker::{JobRef, ReleaseRequest, Released};
+use coffer_net::job::{JobDone, JobRequest, OutputFormat, OutputRef, Receipt};
+use coffer_net::storage::{StorageError, digest};
+use coffer_net::{ApiError, Connection};
+use coffer_sql::{OutputConstraints, SqlError};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::prelude::SessionContext;
+use object_store::ObjectStoreExt;
+use object_store::memory::InMemory;
+use object_store::path::Path as ObjectPath;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::service::{Worker, unix_now};
+
+/// Where a job's inputs live inside the worker's DataFusion session (memory only).
+const INPUT_URL: &str = "coffer-job://inputs/";
+
+fn refused(check: &str, message: impl Into<String>) -> ApiError {
+    ApiError::new("refused", check, message)
+}
+
+fn bad_request(check: &str, message: impl Into<String>) -> ApiError {
+    ApiError::new("bad_request", check, message)
+}
+
+fn internal(message: impl Into<String>) -> ApiError {
+    ApiError::new("internal", "internal", message)
+}
+
+fn storage_error(e: StorageError) -> ApiError {
+    match e {
+        StorageError::NotFound { .. } => refused(e.check(), e.to_string()),
+        StorageError::BadName { .. } => refused(e.check(), e.to_string()),
+        _ => internal(e.to_string()),
+    }
+}
+
+fn sql_error(e: SqlError) -> ApiError {
+    match e.check() {
+        Some(check) => refused(check, e.to_string()),
+        None => refused("query", e.to_string()),
+    }
+}
+
+/// Runs `req` to its receipt, or names why not.
+pub(crate) async fn run(w: &Worker, req: JobRequest) -> Result<JobDone, ApiError> {
+    let now = unix_now();
+    let id = req.id().map_err(|e| bad_request("body", e.to_string()))?;
+    let spec = &req.spec;
+
+    // 1. The request itself.
+    let fresh = now
+        .checked_sub(spec.time)
+        .and_then(i64::checked_abs)
+        .is_some_and(|d| d <= w.window);
+    if !fresh {
+        return Err(refused(
+            "stale_request",
+            format!(
+                "the job was signed at {}, {}s from now; the window is {}s",
+                spec.time,
+                now.saturating_sub(spec.time),
+                w.window
+            ),
+        ));
+    }
+    let manifest = Manifest::from_yaml(&req.manifest)
+        .map_err(|e| bad_request("manifest", format!("manifest: {e}")))?;
+    if manifest.hash().to_string() != spec.manifest {
+        return Err(refused(
+            "manifest_hash",
+            format!(
+                "the job names manifest {}, the manifest sent hashes to {}",
+                spec.manifest,
+                manifest.hash()
+            ),
+        ));
+    }
+    let party = manifest.party(&spec.party).ok_or_else(|| {
+        refused(
+            "unknown_party",
+            format!("{:?} is not a party of the manifest", spec.party),
+        )
+    })?;
+    req.verify(&party.key)
+        .map_err(|e| refused(e.check(), e.to_string()))?;
+    let comp = manifest.computation(&spec.computation).ok_or_else(|| {
+        refused(
+            "unknown_computation",
+            format!(
+                "computation {:?} is not in manifest {}",
+                spec.computation,
+                manifest.hash()
+            ),
+        )
+    })?;
+    if comp.kind != ComputationKind::Sql {
+        return Err(refused(
+            "unsupported_computation",
+            format!(
+                "computation kind {:?} does not run on this worker yet",
+                comp.kind
+            ),
+        ));
+    }
+    let sigs = SignatureFile::from_json(&req.signatures.to_string())
+        .map_err(|e| bad_request("signatures", format!("signature file: {e}")))?;
+    let status = coffer_manifest::status(&manifest, &sigs, None)
+        .map_err(|e| refused("manifest_not_active", e.to_string()))?;
+    for owner in manifest.owners_of(comp) {
+        if !status.signed_by.iter().any(|s| s == owner.name()) {
+            return Err(refused(
+                "owner_not_signed",
+                format!(
+                    "{} owns an input of {:?} and has not signed the manifest",
+                    owner.name(),
+                    comp.name
+                ),
+            ));
+        }
+    }
+    if !status.active {
+        return Err(refused(
+            "manifest_not_active",
+            format!(
+                "the manifest still needs signatures from {:?}",
+                status.missing
+            ),
+        ));
+    }
+    if !w.spend(&id, spec.time.saturating_add(w.window), now) {
+        return Err(refused(
+            "replayed_request",
+            format!("job {id} was already submitted to this worker"),
+        ));
+    }
+
+    // 2. The inputs, checked against their pins before any key is asked for.
+    let mut inputs: Vec<(String, Bytes)> = Vec::new();
+    let mut digests = BTreeMap::new();
+    for ds in manifest.input_datasets(comp) {
+        let name = w.storage.resolve(&ds.uri).map_err(storage_error)?;
+        let bytes = match w.cached_input(&name, &ds.digest) {
+            Some(bytes) => bytes,
+            None => {
+                let bytes = w.storage.get(&name).await.map_err(storage_error)?;
+                let got = tokio::task::spawn_blocking({
+                    let bytes = bytes.clone();
+                    move || digest(&bytes)
+                })
+                .await
+                .map_err(|e| internal(e.to_string()))?;
+                if got != ds.digest {
+                    return Err(refused(
+                        "digest_mismatch",
+                        format!(
+                            "input {}: storage holds {got}, the manifest pins {}",
+                            ds.name, ds.digest
+                        ),
+                    ));
+                }
+                w.remember_input(&name, &ds.digest, bytes.clone());
+                bytes
+            }
+        };
+        digests.insert(ds.name.clone(), ds.digest.clone());
+        inputs.push((ds.name.clone(), bytes));
+    }
+
+    // 3. The keys.
+    let keys = release(w, &manifest, comp, &digests, &id, spec.time).await?;
+
+    // 4. The query, then 5. the output.
+    let (schema, batches) = query(comp, &spec.params, inputs, keys).await?;
+    let output = deliver(w, &manifest, comp, spec.format, &id, schema, batches).await?;
+
+    let receipt = Receipt {
+        job: id,
+        manifest: manifest.hash().to_string(),
+        computation: comp.name.clone(),
+        party: spec.party.clone(),
+        inputs: digests,
+        outputs: vec![output],
+        backend: w.info.backend.clone(),
+        simulated: w.info.simulated,
+        time: unix_now(),
+    }
+    .sign(&w.identity)
+    .map_err(|e| internal(e.to_string()))?;
+    Ok(JobDone { receipt })
+}
+
+/// Attests the broker, then asks it for the job's keys over RA-TLS (the broker appraises this
+/// worker's certificate against the manifest's policy).
+async fn release(
+    w: &Worker,
+    manifest: &Manifest,
+    comp: &Computation,
+    digests: &BTreeMap<String, String>,
+    job: &str,
+    job_time: i64,
+) -> Result<BTreeMap<String, SecretKey>, ApiError> {
+    let config =
+        coffer_net::client_config(Some(&w.identity)).map_err(|e| internal(e.to_string()))?;
+    let mut conn = Connection::connect(&w.broker, config).await.map_err(|e| {
+        ApiError::new(
+            "internal",
+            "broker_unavailable",
+            format!("key broker {}: {e}", w.broker.url()),
+        )
+    })?;
+    let now = unix_now();
+    let appraisal = RaTlsCert::from_der(conn.peer_certificate())
+        .map_err(|e| vec![coffer_attest::FailedCheck::from_error(&e)])
+        .and_then(|cert| cert.verify_bound(&w.verifier, None, now))
+        .and_then(|verified| {
+            let failed = manifest.policy().check(&verified, now);
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(failed)
+            }
+        });
+    if let Err(failed) = appraisal {
+        return Err(refused(
+            "broker_attestation",
+            format!(
+                "the key broker at {} does not meet the manifest's enclave policy",
+                w.broker.url()
+            ),
+        )
+        .with_reasons(
+            failed
+                .iter()
+                .map(|c| format!("[{}] {c}", c.check()))
+                .collect(),
+        ));
+    }
+    let body = serde_json::to_vec(&ReleaseRequest {
+        manifest: manifest.hash().to_string(),
+        computation: comp.name.clone(),
+        inputs: digests.clone(),
+        job: Some(JobRef {
+            id: job.to_owned(),
+            time: job_time,
+        }),
+    })
+    .map_err(|e| internal(e.to_string()))?;
+    let resp = conn
+        .send(http::Method::POST, coffer_net::broker::RELEASE, &[], body)
+        .await
+        .map_err(|e| ApiError::new("internal", "broker_unavailable", e.to_string()))?;
+    if !resp.status.is_success() {
+        // The broker's refusal, as it named it (measurement, replayed_request, …).
+        return Err(
+            serde_json::from_slice::<ApiError>(&resp.body).unwrap_or_else(|_| {
+                internal(format!(
+                    "key broker answered {} without an error body",
+                    resp.status
+                ))
+            }),
+        );
+    }
+    let body = resp.body;
+    let released: Result<Released, _> = serde_json::from_slice(&body);
+    if let Ok(mut m) = body.try_into_mut() {
+        m.as_mut().zeroize();
+    }
+    let released = released.map_err(|e| internal(format!("key broker's answer: {e}")))?;
+    let mut keys = BTreeMap::new();
+    for (dataset, hex) in released.keys {
+        let hex = Zeroizing::new(hex);
+        let key = SecretKey::from_hex(&hex).map_err(|e| internal(format!("released key: {e}")))?;
+        keys.insert(dataset, key);
+    }
+    Ok(keys)
+}
+
+/// Registers each input (ciphertext, in memory) as a table whose keys are the released ones,
+/// then plans and runs the computation's query under its constraints.
+async fn query(
+    comp: &Computation,
+    given: &BTreeMap<String, serde_json::Value>,
+    inputs: Vec<(String, Bytes)>,
+    released: BTreeMap<String, SecretKey>,
+) -> Result<(SchemaRef, Vec<RecordBatch>), ApiError> {
+    let sql = comp
+        .query
+        .as_deref()
+        .ok_or_else(|| refused("bad_template", "the computation has no query"))?;
+    let bound = coffer_sql::bind_template(sql, &comp.params, given).map_err(sql_error)?;
+    let constraints =
+        OutputConstraints::none().with_min_group_size(comp.constraints.min_group_size);
+
+    let ctx = SessionContext::new();
+    let store = Arc::new(InMemory::new());
+    let base = url::Url::parse(INPUT_URL).map_err(|e| internal(e.to_string()))?;
+    ctx.register_object_store(&base, store.clone());
+    // Each file's master key ids map to its dataset's released key.
+    let mut keys = MemoryKeys::new();
+    let mut owner_of: BTreeMap<String, String> = BTreeMap::new();
+    for (name, bytes) in &inputs {
+        let key = released
+            .get(name)
+            .ok_or_else(|| internal(format!("the broker released no key for {name}")))?;
+        let inspection =
+            coffer_parquet::inspect(bytes, None, &coffer_parquet::DecryptOptions::default())
+                .map_err(|e| refused("input_format", format!("input {name}: {e}")))?;
+        if inspection.key_ids.is_empty() {
+            return Err(refused(
+                "input_format",
+                format!("input {name} is not encrypted Parquet"),
+            ));
+        }
+        for kid in inspection.key_ids {
+            if let Some(other) = owner_of.get(&kid)
+                && other != name
+            {
+                return Err(refused(
+                    "key_conflict",
+                    format!("inputs {other} and {name} both name master key {kid:?}"),
+                ));
+            }
+            let id = KeyId::new(kid.clone())
+                .map_err(|e| refused("input_format", format!("input {name}: {e}")))?;
+            keys.insert(id, key.clone());
+            owner_of.insert(kid, name.clone());
+        }
+        store
+            .put(
+                &ObjectPath::from(format!("{name}.parquet")),
+                bytes.clone().into(),
+            )
+            .await
+            .map_err(|e| internal(e.to_string()))?;
+    }
+    drop(released);
+    let keys: Arc<dyn KeySource> = Arc::new(keys);
+    for (name, _) in &inputs {
+        coffer_sql::register_encrypted_parquet(
+            &ctx,
+            name,
+            &format!("{INPUT_URL}{name}.parquet"),
+            Arc::clone(&keys),
+        )
+        .await
+        .map_err(|e| internal(format!("registering {name}: {e}")))?;
+    }
+    let plan =
+        coffer_sql::constraints::plan_constrained(&ctx, &bound.sql, &bound.params, &constraints)
+            .await
+            .map_err(sql_error)?;
+    let frame = ctx
+        .execute_logical_plan(plan)
+        .await
+        .map_err(|e| sql_error(e.into()))?;
+    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+    let batches = frame.collect().await.map_err(|e| sql_error(e.into()))?;
+    Ok((schema, batches))
+}
+
+/// Encodes the output, encrypts it to the computation's recipients and stores it.
+async fn deliver(
+    w: &Worker,
+    manifest: &Manifest,
+    comp: &Computation,
+    format: OutputFormat,
+    job: &str,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<OutputRef, ApiError> {
+    let mut recipients = Vec::new();
+    for name in &comp.recipients {
+        let party = manifest
+            .party(name)
+            .ok_or_else(|| internal(format!("recipient {name} is not a party")))?;
+        recipients.push(
+            coffer_crypto::delivery::parse_recipient(&party.doc.recipient)
+                .map_err(|e| internal(format!("recipient {name}: {e}")))?,
+        );
+    }
+    let rows = batches
+        .iter()
+        .try_fold(0u64, |n, b| {
+            n.checked_add(u64::try_from(b.num_rows()).ok()?)
+        })
+        .ok_or_else(|| internal("row count overflow"))?;
+    let sealed = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
+        let plain = Zeroizing::new(encode(format, &schema, &batches)?);
+        drop(batches);
+        let mut out = Vec::new();
+        coffer_crypto::delivery::encrypt_to(&recipients, plain.as_slice(), &mut out)
+            .map_err(|e| internal(format!("age: {e}")))?;
+        Ok(out)
+    })
+    .await
+    .map_err(|e| internal(e.to_string()))??;
+    let path = format!("results/{job}/{}.{}.age", comp.name, format.extension());
+    let stored_digest = digest(&sealed);
+    w.storage
+        .put(&path, Bytes::from(sealed))
+        .await
+        .map_err(storage_error)?;
+    Ok(OutputRef {
+        path,
+        digest: stored_digest,
+        format,
+        recipients: comp.recipients.clone(),
+        rows,
+    })
+}
+
+/// CSV with a header, or Parquet (uncompressed metadata aside, zstd pages).
+fn encode(
+    format: OutputFormat,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<Vec<u8>, ApiError> {
+    let mut buf = Vec::new();
+    match format {
+        OutputFormat::Csv => {
+            let mut writer = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut buf);
+            if batches.is_empty() {
+                writer
+                    .write(&RecordBatch::new_empty(Arc::clone(schema)))
+                    .map_err(|e| internal(format!("CSV: {e}")))?;
+            }
+            for b in batches {
+                writer.write(b).map_err(|e| internal(format!("CSV: {e}")))?;
+            }
+        }
+        OutputFormat::Parquet => {
+            let props = parquet::file::properties::WriterProperties::builder()
+                .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+                .build();
+            let mut writer =
+                parquet::arrow::ArrowWriter::try_new(&mut buf, Arc::clone(schema), Some(props))
+                    .map_err(|e| internal(format!("Parquet: {e}")))?;
+            for b in batches {
+                writer
+                    .write(b)
+                    .map_err(|e| internal(format!("Parquet: {e}")))?;
+            }
+            writer
+                .close()
+                .map_err(|e| internal(format!("Parquet: {e}")))?;
+        }
+    }
+    Ok(buf)
+}

@@ -1,0 +1,382 @@
+//! The worker as an HTTPS service over RA-TLS.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use coffer_attest::ratls::{KeyAlg, RaTlsCert, RaTlsIdentity};
+use coffer_attest::{UnixTime, Verifier};
+use coffer_net::job::{JobDone, JobRequest, WorkerInfo};
+use coffer_net::storage::Storage;
+use coffer_net::{ApiError, Endpoint};
+use coffer_tee::Backend;
+use tokio::net::TcpListener;
+
+/// Largest job request accepted (the manifest travels inside it).
+const MAX_BODY: usize = 8 << 20;
+/// Lifetime of the RA-TLS certificate issued at start.
+const CERT_LIFETIME_SECS: i64 = 7 * 24 * 3600;
+
+/// How to run a worker.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub backend: Backend,
+    /// The key broker, `https://host:port`.
+    pub broker: String,
+    /// The storage URL (`file:///dir` or a directory).
+    pub storage: String,
+    /// Where the simulated platform key lives (`--tee sim`).
+    pub sim_platform: PathBuf,
+    /// Further sim platform keys whose broker evidence is verified (still refused unless the
+    /// manifest allows simulation). A simulated worker's own platform is always one.
+    pub sim_roots: Vec<[u8; 32]>,
+    /// How far a job's signing time may be from the worker's clock.
+    pub request_window_secs: i64,
+    /// Bytes of verified input ciphertext kept in memory between jobs (0: none).
+    pub input_cache_bytes: usize,
+}
+
+impl Config {
+    /// A worker with the default window (300 s) and the sim platform in `sim_platform`.
+    pub fn new(
+        listen: SocketAddr,
+        backend: Backend,
+        broker: String,
+        storage: String,
+        sim_platform: PathBuf,
+    ) -> Self {
+        Self {
+            listen,
+            backend,
+            broker,
+            storage,
+            sim_platform,
+            sim_roots: Vec::new(),
+            request_window_secs: 300,
+            input_cache_bytes: 2 << 30,
+        }
+    }
+}
+
+/// Why the worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("evidence for the worker's certificate: {0}")]
+    Evidence(String),
+    #[error("broker URL: {0}")]
+    Broker(String),
+    #[error(transparent)]
+    Storage(#[from] coffer_net::storage::StorageError),
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// What every job needs: the worker's identity, the broker, storage.
+pub(crate) struct Worker {
+    pub(crate) identity: RaTlsIdentity,
+    pub(crate) info: WorkerInfo,
+    /// Verifies the broker's evidence (policy from each job's manifest).
+    pub(crate) verifier: Verifier,
+    pub(crate) broker: Endpoint,
+    pub(crate) storage: Storage,
+    pub(crate) window: i64,
+    /// Job ids seen, with when they may be forgotten (their signing time plus the window).
+    seen: Mutex<HashMap<String, i64>>,
+    inputs: Mutex<InputCache>,
+}
+
+/// Input ciphertext that matched its pinned digest, by (object, digest): a later job over the
+/// same pinned input skips reading and hashing it again. It holds ciphertext only, and only
+/// bytes whose SHA-256 is the key's digest, so a changed object in storage cannot enter it.
+#[derive(Debug, Default)]
+struct InputCache {
+    entries: HashMap<(String, String), Bytes>,
+    order: std::collections::VecDeque<(String, String)>,
+    bytes: usize,
+    cap: usize,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// Verified ciphertext of `name` with `digest`, if held.
+    pub(crate) fn cached_input(&self, name: &str, digest: &str) -> Option<Bytes> {
+        let cache = self.inputs.lock().ok()?;
+        cache
+            .entries
+            .get(&(name.to_owned(), digest.to_owned()))
+            .cloned()
+    }
+
+    /// Keeps `bytes`, whose SHA-256 the caller checked is `digest`; evicts the oldest first.
+    pub(crate) fn remember_input(&self, name: &str, digest: &str, bytes: Bytes) {
+        let Ok(mut cache) = self.inputs.lock() else {
+            return;
+        };
+        if bytes.len() > cache.cap {
+            return;
+        }
+        let key = (name.to_owned(), digest.to_owned());
+        if cache.entries.contains_key(&key) {
+            return;
+        }
+        while cache.bytes.saturating_add(bytes.len()) > cache.cap {
+            let Some(old) = cache.order.pop_front() else {
+                break;
+            };
+            if let Some(b) = cache.entries.remove(&old) {
+                cache.bytes = cache.bytes.saturating_sub(b.len());
+            }
+        }
+        cache.bytes = cache.bytes.saturating_add(bytes.len());
+        cache.order.push_back(key.clone());
+        cache.entries.insert(key, bytes);
+    }
+
+    /// Records `id`; false if it was seen and has not expired.
+    pub(crate) fn spend(&self, id: &str, expires_at: i64, now: i64) -> bool {
+        let Ok(mut seen) = self.seen.lock() else {
+            return false;
+        };
+        seen.retain(|_, exp| *exp >= now);
+        if seen.contains_key(id) {
+            return false;
+        }
+        seen.insert(id.to_owned(), expires_at);
+        true
+    }
+}
+
+pub(crate) fn unix_now() -> UnixTime {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The runtime queries run on, apart from the one serving TLS. Never dropped.
+fn compute_runtime() -> Result<&'static tokio::runtime::Runtime, ApiError> {
+    static RUNTIME: OnceLock<std::io::Result<tokio::runtime::Runtime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .thread_name("coffer-compute")
+                .enable_all()
+                .build()
+        })
+        .as_ref()
+        .map_err(|e| ApiError::new("internal", "internal", format!("compute runtime: {e}")))
+}
+
+/// A bound, ready worker.
+#[derive(Debug)]
+pub struct Service {
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    worker: Arc<Worker>,
+    measurement: Option<String>,
+}
+
+impl Service {
+    /// Issues the RA-TLS certificate (fresh key and evidence), opens storage and binds.
+    pub async fn bind(config: Config) -> Result<Self, StartError> {
+        let broker =
+            Endpoint::parse(&config.broker).map_err(|e| StartError::Broker(e.to_string()))?;
+        let storage = Storage::open(&config.storage)?;
+        let source = config
+            .backend
+            .open(&config.sim_platform, false)
+            .map_err(|e| StartError::Evidence(e.to_string()))?;
+        let identity =
+            RaTlsIdentity::issue(KeyAlg::P256, None, unix_now(), CERT_LIFETIME_SECS, |rd| {
+                source.evidence(rd)
+            })
+            .map_err(|e| StartError::Evidence(e.to_string()))?;
+        let cert = RaTlsCert::from_der(identity.cert_der())
+            .map_err(|e| StartError::Evidence(e.to_string()))?;
+        let measurement = coffer_attest::sim::parse_sim_evidence(cert.evidence().data())
+            .ok()
+            .map(|c| hex::encode(c.measurement));
+        let tls = identity
+            .server_config(None)
+            .map_err(|e| StartError::Tls(e.to_string()))?;
+        let simulated = config.backend == Backend::Sim;
+        let mut verifier = Verifier::new();
+        let mut roots = config.sim_roots.clone();
+        if simulated
+            && let Ok(p) = coffer_tee::sim::SimPlatform::load_or_create(&config.sim_platform)
+        {
+            roots.push(p.public_key());
+        }
+        for r in roots {
+            verifier = verifier.with_sim_root(r);
+        }
+        let info = WorkerInfo {
+            service: "coffer-worker".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            backend: config.backend.name().into(),
+            simulated,
+            tls_spki_sha256: hex::encode(cert.spki_sha256()),
+        };
+        let worker = Arc::new(Worker {
+            identity,
+            info,
+            verifier,
+            broker,
+            storage,
+            window: config.request_window_secs,
+            seen: Mutex::new(HashMap::new()),
+            inputs: Mutex::new(InputCache {
+                cap: config.input_cache_bytes,
+                ..InputCache::default()
+            }),
+        });
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        Ok(Self {
+            listener,
+            tls: Arc::new(tls),
+            app: router(Arc::clone(&worker)),
+            worker,
+            measurement,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn info(&self) -> &WorkerInfo {
+        &self.worker.info
+    }
+
+    /// The sim measurement of this executable, when simulated (what a manifest names).
+    pub fn sim_measurement(&self) -> Option<&str> {
+        self.measurement.as_deref()
+    }
+
+    /// The storage URL, canonical.
+    pub fn storage_url(&self) -> &str {
+        self.worker.storage.url()
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        coffer_net::serve_tls(self.listener, self.tls, self.app, shutdown).await
+    }
+}
+
+fn router(worker: Arc<Worker>) -> Router {
+    Router::new()
+        .route(coffer_net::job::WORKER_INFO, get(info))
+        .route(coffer_net::job::JOBS, post(submit))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(worker)
+}
+
+async fn info(State(w): State<Arc<Worker>>) -> axum::Json<WorkerInfo> {
+    axum::Json(w.info.clone())
+}
+
+async fn submit(
+    State(w): State<Arc<Worker>>,
+    body: Bytes,
+) -> Result<axum::Json<JobDone>, ApiError> {
+    let req: JobRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new("bad_request", "body", format!("job request: {e}")))?;
+    let runtime = compute_runtime()?;
+    let done = runtime
+        .spawn(async move { crate::job::run(&w, req).await })
+        .await
+        .map_err(|e| ApiError::new("internal", "internal", format!("job task: {e}")))??;
+    Ok(axum::Json(done))
+}
+
+/// Runs a worker until SIGINT or SIGTERM. Prints `listening on https://ADDR` on stdout when
+/// ready, and in simulation a warning and the sim measurement on stderr.
+pub fn run(config: Config) -> Result<(), StartError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| StartError::Tls(format!("starting the runtime: {e}")))?;
+    runtime.block_on(async move {
+        let service = Service::bind(config).await?;
+        let addr = service.local_addr().map_err(|source| StartError::Bind {
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            source,
+        })?;
+        if service.info().simulated {
+            eprintln!(
+                "coffer-worker: WARNING: SIMULATION MODE. The evidence is signed by a key file \
+                 on this host and protects nothing: the host can read every key and every row \
+                 this worker handles."
+            );
+        }
+        if let Some(m) = service.sim_measurement() {
+            eprintln!("coffer-worker: sim measurement {m}");
+        }
+        eprintln!(
+            "coffer-worker: backend {}, storage {}, TLS key sha256 {}",
+            service.info().backend,
+            service.storage_url(),
+            service.info().tls_spki_sha256
+        );
+        println!("listening on https://{addr}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        service
+            .serve(shutdown_signal())
+            .await
+            .map_err(|source| StartError::Bind { addr, source })
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
