@@ -200,6 +200,62 @@ pub(crate) async fn run(w: &Worker, req: JobRequest) -> Result<JobDone, ApiError
     Ok(JobDone { receipt })
 }
 
+/// A connection to the broker and what its RA-TLS evidence proved.
+pub(crate) struct BrokerConn {
+    conn: Connection,
+    verdict: Result<coffer_attest::Verified, Vec<coffer_attest::FailedCheck>>,
+}
+
+impl std::fmt::Debug for BrokerConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerConn").finish_non_exhaustive()
+    }
+}
+
+async fn connect_broker(w: &Worker) -> Result<BrokerConn, ApiError> {
+    let config =
+        coffer_net::client_config(Some(&w.identity)).map_err(|e| internal(e.to_string()))?;
+    let conn = Connection::connect(&w.broker, config).await.map_err(|e| {
+        ApiError::new(
+            "internal",
+            "broker_unavailable",
+            format!("key broker {}: {e}", w.broker.url()),
+        )
+    })?;
+    let verdict = RaTlsCert::from_der(conn.peer_certificate())
+        .map_err(|e| vec![coffer_attest::FailedCheck::from_error(&e)])
+        .and_then(|cert| cert.verify_bound(&w.verifier, None, unix_now()));
+    Ok(BrokerConn { conn, verdict })
+}
+
+/// The broker's evidence must meet the job's manifest policy, as the worker's must.
+fn appraise_broker(
+    w: &Worker,
+    manifest: &Manifest,
+    verdict: &Result<coffer_attest::Verified, Vec<coffer_attest::FailedCheck>>,
+) -> Result<(), ApiError> {
+    let failed = match verdict {
+        Ok(verified) => manifest.policy().check(verified, unix_now()),
+        Err(failed) => failed.clone(),
+    };
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(refused(
+        "broker_attestation",
+        format!(
+            "the key broker at {} does not meet the manifest's enclave policy",
+            w.broker.url()
+        ),
+    )
+    .with_reasons(
+        failed
+            .iter()
+            .map(|c| format!("[{}] {c}", c.check()))
+            .collect(),
+    ))
+}
+
 /// Attests the broker, then asks it for the job's keys over RA-TLS (the broker appraises this
 /// worker's certificate against the manifest's policy).
 async fn release(
@@ -210,42 +266,6 @@ async fn release(
     job: &str,
     job_time: i64,
 ) -> Result<BTreeMap<String, SecretKey>, ApiError> {
-    let config =
-        coffer_net::client_config(Some(&w.identity)).map_err(|e| internal(e.to_string()))?;
-    let mut conn = Connection::connect(&w.broker, config).await.map_err(|e| {
-        ApiError::new(
-            "internal",
-            "broker_unavailable",
-            format!("key broker {}: {e}", w.broker.url()),
-        )
-    })?;
-    let now = unix_now();
-    let appraisal = RaTlsCert::from_der(conn.peer_certificate())
-        .map_err(|e| vec![coffer_attest::FailedCheck::from_error(&e)])
-        .and_then(|cert| cert.verify_bound(&w.verifier, None, now))
-        .and_then(|verified| {
-            let failed = manifest.policy().check(&verified, now);
-            if failed.is_empty() {
-                Ok(())
-            } else {
-                Err(failed)
-            }
-        });
-    if let Err(failed) = appraisal {
-        return Err(refused(
-            "broker_attestation",
-            format!(
-                "the key broker at {} does not meet the manifest's enclave policy",
-                w.broker.url()
-            ),
-        )
-        .with_reasons(
-            failed
-                .iter()
-                .map(|c| format!("[{}] {c}", c.check()))
-                .collect(),
-        ));
-    }
     let body = serde_json::to_vec(&ReleaseRequest {
         manifest: manifest.hash().to_string(),
         computation: comp.name.clone(),
@@ -256,10 +276,43 @@ async fn release(
         }),
     })
     .map_err(|e| internal(e.to_string()))?;
-    let resp = conn
-        .send(http::Method::POST, coffer_net::broker::RELEASE, &[], body)
-        .await
-        .map_err(|e| ApiError::new("internal", "broker_unavailable", e.to_string()))?;
+    // One keep-alive connection to the broker, its evidence verified once per connection and
+    // appraised against each job's manifest. A reused connection the broker has closed is
+    // replaced once; a fresh one that fails is an error.
+    let mut held = w.broker_conn.lock().await;
+    let mut reused = held.is_some();
+    let resp = loop {
+        if held.is_none() {
+            *held = Some(connect_broker(w).await?);
+            reused = false;
+        }
+        let Some(broker) = held.as_mut() else {
+            return Err(internal("no broker connection"));
+        };
+        appraise_broker(w, manifest, &broker.verdict)?;
+        match broker
+            .conn
+            .send(
+                http::Method::POST,
+                coffer_net::broker::RELEASE,
+                &[],
+                body.clone(),
+            )
+            .await
+        {
+            Ok(resp) => break resp,
+            Err(_) if reused => *held = None,
+            Err(e) => {
+                *held = None;
+                return Err(ApiError::new(
+                    "internal",
+                    "broker_unavailable",
+                    e.to_string(),
+                ));
+            }
+        }
+    };
+    drop(held);
     if !resp.status.is_success() {
         // The broker's refusal, as it named it (measurement, replayed_request, …).
         return Err(

@@ -96,6 +96,8 @@ pub(crate) struct Worker {
     /// Job ids seen, with when they may be forgotten (their signing time plus the window).
     seen: Mutex<HashMap<String, i64>>,
     inputs: Mutex<InputCache>,
+    /// The keep-alive connection to the broker, if one is open.
+    pub(crate) broker_conn: tokio::sync::Mutex<Option<crate::job::BrokerConn>>,
 }
 
 /// Input ciphertext that matched its pinned digest, by (object, digest): a later job over the
@@ -245,6 +247,7 @@ impl Service {
             storage,
             window: config.request_window_secs,
             seen: Mutex::new(HashMap::new()),
+            broker_conn: tokio::sync::Mutex::new(None),
             inputs: Mutex::new(InputCache {
                 cap: config.input_cache_bytes,
                 ..InputCache::default()
