@@ -11,6 +11,9 @@ use coffer_client::{Home, Identity};
 use coffer_net::job::{JobRequest, JobSpec, OutputFormat};
 use coffer_net::{Connection, Endpoint};
 
+/// (diagnosis, treatment) → (patients, mean age, mean cost).
+type Groups = BTreeMap<(String, String), (usize, f64, f64)>;
+
 struct Service {
     child: Child,
     url: String,
@@ -56,7 +59,7 @@ fn coffer(home: &Path, args: &[&str]) -> std::process::Output {
 
 /// The demo's query, recomputed from the CSV inputs: join on patient_id, group by
 /// (diagnosis, treatment), groups under k dropped.
-fn expected(dir: &Path, k: usize) -> BTreeMap<(String, String), (usize, f64, f64)> {
+fn expected(dir: &Path, k: usize) -> Groups {
     let alpha = std::fs::read_to_string(dir.join("alpha/input.csv")).unwrap();
     let beta = std::fs::read_to_string(dir.join("beta/input.csv")).unwrap();
     let mut patients = BTreeMap::new();
@@ -87,7 +90,7 @@ fn expected(dir: &Path, k: usize) -> BTreeMap<(String, String), (usize, f64, f64
         .collect()
 }
 
-fn parse_result(text: &str) -> BTreeMap<(String, String), (usize, f64, f64)> {
+fn parse_result(text: &str) -> Groups {
     let mut lines = text.lines();
     assert_eq!(
         lines.next().unwrap(),
@@ -106,6 +109,49 @@ fn parse_result(text: &str) -> BTreeMap<(String, String), (usize, f64, f64)> {
             )
         })
         .collect()
+}
+
+/// The demo's query run by DuckDB over the plaintext inputs, if `$COFFER_PYTHON` has duckdb.
+fn duckdb_result(dir: &Path) -> Option<Groups> {
+    let python = std::env::var("COFFER_PYTHON").ok()?;
+    let script = r#"
+import sys, duckdb
+d = sys.argv[1]
+rows = duckdb.sql(f"""
+  SELECT a.diagnosis, b.treatment, count(*) AS n, avg(a.age), avg(b.cost_eur)
+  FROM read_csv_auto('{d}/alpha/input.csv') a JOIN read_csv_auto('{d}/beta/input.csv') b
+  ON a.patient_id = b.patient_id GROUP BY ALL HAVING count(*) >= 10""").fetchall()
+for r in rows: print("|".join(str(x) for x in r))
+"#;
+    let out = Command::new(python)
+        .args(["-c", script])
+        .arg(dir)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "DuckDB check skipped: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    Some(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split('|').collect();
+                (
+                    (f[0].to_owned(), f[1].to_owned()),
+                    (
+                        f[2].parse().unwrap(),
+                        f[3].parse().unwrap(),
+                        f[4].parse().unwrap(),
+                    ),
+                )
+            })
+            .collect(),
+    )
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -233,6 +279,28 @@ fn demo_then_every_refusal_end_to_end() {
                 "{k:?}: cost {gcost} vs {cost}"
             );
         }
+    }
+    // And by DuckDB, when the venv has it (CI's does).
+    if let Some(rows) = duckdb_result(&w) {
+        let got = parse_result(&std::fs::read_to_string(w.join("alpha/result.csv")).unwrap());
+        assert_eq!(
+            rows.len(),
+            got.len(),
+            "DuckDB and the worker disagree on groups"
+        );
+        for (k, (n, age, cost)) in &rows {
+            let (gn, gage, gcost) = got[k];
+            assert_eq!(gn, *n, "{k:?}");
+            assert!(
+                (gage - age).abs() <= 0.051 && (gcost - cost).abs() <= 0.51,
+                "{k:?}"
+            );
+        }
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs DuckDB for the independent check; COFFER_PYTHON has none"
+        );
     }
     // Some group was suppressed: the rare diagnosis never shows.
     let all = expected(&w, 1);
