@@ -22,5 +22,5 @@ pub mod storage;
 
 pub use api::ApiError;
 pub use client::{Connection, Endpoint, NetError, Response, client_config};
-pub use server::{PeerAddr, PeerCertificate, serve_tls};
+pub use server::{PeerAddr, PeerCertificate, serve_tls, shutdown_signal};
 pub use signed::{AuthError, SignedHeaders, sign_request};
