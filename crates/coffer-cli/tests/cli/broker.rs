@@ -1,55 +1,27 @@
 //! Three parties and a real broker process, through the CLI only: attest and pin the broker,
 //! sign and submit the manifest, grant keys, fetch and verify the audit log; then the
 //! refusals a party can meet, each with its exit code and named check.
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
-use crate::common::{Party, args};
+use crate::common::{Party, Service, args, start};
 
-struct Broker {
-    child: Child,
-    url: String,
-}
-
-impl Broker {
-    /// `coffer broker serve` on a free loopback port, with `dir` for state and platform key.
-    fn start(dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
-            .args(["--home"])
-            .arg(dir.join("operator"))
-            .args([
-                "broker",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--tee",
-                "sim",
-                "--data",
-            ])
-            .arg(dir.join("data"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("broker did not start: {line:?}"))
-            .to_owned();
-        Self { child, url }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `coffer broker serve` on a free loopback port, with `dir` for state and platform key.
+fn start_broker(dir: &Path) -> Service {
+    let data = dir.join("data");
+    start(
+        Path::new(env!("CARGO_BIN_EXE_coffer")),
+        &dir.join("operator"),
+        &[
+            "broker",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tee",
+            "sim",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+    )
 }
 
 fn manifest_yaml(parties: &[&Party], allow_simulation: bool) -> String {
@@ -83,7 +55,7 @@ fn manifest_yaml(parties: &[&Party], allow_simulation: bool) -> String {
 #[test]
 fn three_parties_through_a_real_broker() {
     let ops = tempfile::tempdir().unwrap();
-    let broker = Broker::start(ops.path());
+    let broker = start_broker(ops.path());
     let url_owned = broker.url.clone();
     let url = url_owned.as_str();
     let (alpha, beta, carol) = (
@@ -245,10 +217,11 @@ fn three_parties_through_a_real_broker() {
     drop(broker);
     let ops2 = tempfile::tempdir().unwrap();
     let port = url.rsplit(':').next().unwrap();
-    let mut impostor = Command::new(env!("CARGO_BIN_EXE_coffer"))
-        .args(["--home"])
-        .arg(ops2.path().join("operator"))
-        .args([
+    let data2 = ops2.path().join("data");
+    let impostor = start(
+        Path::new(env!("CARGO_BIN_EXE_coffer")),
+        &ops2.path().join("operator"),
+        &[
             "broker",
             "serve",
             "--listen",
@@ -256,22 +229,10 @@ fn three_parties_through_a_real_broker() {
             "--tee",
             "sim",
             "--data",
-        ])
-        .arg(ops2.path().join("data"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(impostor.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(
-        line.starts_with("listening on "),
-        "impostor did not start: {line:?}"
+            data2.to_str().unwrap(),
+        ],
     );
     let err = alpha.fails(1, &["manifest", "submit", f, "--broker", url]);
     assert!(err.contains("[pin]"), "{err}");
-    let _ = impostor.kill();
-    let _ = impostor.wait();
+    drop(impostor);
 }

@@ -1,7 +1,8 @@
 //! Helpers for driving the `coffer` binary in tests.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// A scratch directory with a party home in it.
 pub struct Party {
@@ -85,4 +86,39 @@ pub fn only_files(dir: &Path, expected: &[&str]) {
 /// `p.ok(&args("attest verify --tee sim --evidence ev.bin"))`.
 pub fn args(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
+}
+
+/// A service process (`broker serve`, `worker serve`, `orchestrator serve`), killed on drop.
+pub struct Service {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `EXE --home HOME ARGS` and waits for its `listening on URL` line.
+pub fn start(exe: &Path, home: &Path, args: &[&str]) -> Service {
+    let mut child = Command::new(exe)
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{args:?} did not start: {line:?}"))
+        .to_owned();
+    Service { child, url }
 }

@@ -3,50 +3,17 @@
 //! storage searched for plaintext; then, on the demo's leftovers, every end-to-end refusal:
 //! each is reported to the client with its check, and no output reaches storage.
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use coffer_client::{Home, Identity};
 use coffer_net::job::{JobRequest, JobSpec, OutputFormat};
 use coffer_net::{Connection, Endpoint};
 
+use crate::common::start;
+
 /// (diagnosis, treatment) → (patients, mean age, mean cost).
 type Groups = BTreeMap<(String, String), (usize, f64, f64)>;
-
-struct Service {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `EXE --home HOME ARGS` and waits for `listening on URL`.
-fn start(exe: &Path, home: &Path, args: &[&str]) -> Service {
-    let mut child = Command::new(exe)
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("{args:?} did not start: {line:?}"))
-        .to_owned();
-    Service { child, url }
-}
 
 fn coffer(home: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_coffer"))
