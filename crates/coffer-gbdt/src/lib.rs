@@ -54,6 +54,7 @@ mod params;
 mod rng;
 mod split;
 pub mod synth;
+mod table;
 mod train;
 mod tree;
 
@@ -64,5 +65,6 @@ pub use error::{GbdtError, Result};
 pub use metric::evaluate;
 pub use params::{Metric, Objective, Params};
 pub use split::{SplitParams, Stat, calc_gain, calc_weight, threshold_l1};
+pub use table::Table;
 pub use train::{RoundLog, train, train_with_callback};
 pub use tree::{Node, Tree};

@@ -60,6 +60,8 @@ pub enum OutputFormat {
     #[default]
     Csv,
     Parquet,
+    /// A model (XGBoost JSON), from a training computation.
+    Json,
 }
 
 impl OutputFormat {
@@ -68,6 +70,7 @@ impl OutputFormat {
         match self {
             Self::Csv => "csv",
             Self::Parquet => "parquet",
+            Self::Json => "json",
         }
     }
 

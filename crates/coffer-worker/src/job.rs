@@ -25,7 +25,7 @@ use crate::service::{Worker, unix_now};
 /// Where a job's inputs live inside the worker's DataFusion session (memory only).
 const INPUT_URL: &str = "coffer-job://inputs/";
 
-fn refused(check: &str, message: impl Into<String>) -> ApiError {
+pub(crate) fn refused(check: &str, message: impl Into<String>) -> ApiError {
     ApiError::new("refused", check, message)
 }
 
@@ -33,7 +33,7 @@ fn bad_request(check: &str, message: impl Into<String>) -> ApiError {
     ApiError::new("bad_request", check, message)
 }
 
-fn internal(message: impl Into<String>) -> ApiError {
+pub(crate) fn internal(message: impl Into<String>) -> ApiError {
     ApiError::new("internal", "internal", message)
 }
 
@@ -104,7 +104,7 @@ pub(crate) async fn run(w: &Worker, req: JobRequest) -> Result<JobDone, ApiError
             ),
         )
     })?;
-    if comp.kind != ComputationKind::Sql {
+    if !matches!(comp.kind, ComputationKind::Sql | ComputationKind::GbdtTrain) {
         return Err(refused(
             "unsupported_computation",
             format!(
@@ -180,9 +180,34 @@ pub(crate) async fn run(w: &Worker, req: JobRequest) -> Result<JobDone, ApiError
     // 3. The keys.
     let keys = release(w, &manifest, comp, &digests, &id, spec.time).await?;
 
-    // 4. The query, then 5. the output.
-    let (schema, batches) = query(comp, &spec.params, inputs, keys).await?;
-    let output = deliver(w, &manifest, comp, spec.format, &id, schema, batches).await?;
+    // 4. The computation, then 5. its outputs.
+    let outputs = match comp.kind {
+        ComputationKind::GbdtTrain => {
+            let ctx = session(inputs.clone(), keys).await?;
+            let names: Vec<String> = inputs.into_iter().map(|(n, _)| n).collect();
+            crate::gbdt::train(w, &manifest, comp, &id, &ctx, &names).await?
+        }
+        _ => {
+            if spec.format == OutputFormat::Json {
+                return Err(bad_request("format", "SQL outputs are CSV or Parquet"));
+            }
+            let sql = comp
+                .query
+                .as_deref()
+                .ok_or_else(|| refused("bad_template", "the computation has no query"))?;
+            let bound =
+                coffer_sql::bind_template(sql, &comp.params, &spec.params).map_err(sql_error)?;
+            let ctx = session(inputs, keys).await?;
+            let (schema, batches) = query(&ctx, comp, &bound).await?;
+            let rows = count_rows(&batches)?;
+            let format = spec.format;
+            let plain = tokio::task::spawn_blocking(move || encode(format, &schema, &batches))
+                .await
+                .map_err(|e| internal(e.to_string()))??;
+            let name = format!("{}.{}", comp.name, format.extension());
+            vec![deliver(w, &manifest, comp, &id, &name, format, plain, rows).await?]
+        }
+    };
 
     let receipt = Receipt {
         job: id,
@@ -190,7 +215,7 @@ pub(crate) async fn run(w: &Worker, req: JobRequest) -> Result<JobDone, ApiError
         computation: comp.name.clone(),
         party: spec.party.clone(),
         inputs: digests,
-        outputs: vec![output],
+        outputs,
         backend: w.info.backend.clone(),
         simulated: w.info.simulated,
         time: unix_now(),
@@ -339,27 +364,16 @@ async fn release(
     Ok(keys)
 }
 
-/// Registers each input (ciphertext, in memory) as a table whose keys are the released ones,
-/// then plans and runs the computation's query under its constraints.
-async fn query(
-    comp: &Computation,
-    given: &BTreeMap<String, serde_json::Value>,
+/// A DataFusion session over the job's inputs: each input's ciphertext, in memory, as a table
+/// named after its dataset, whose master key ids map to the dataset's released key.
+pub(crate) async fn session(
     inputs: Vec<(String, Bytes)>,
     released: BTreeMap<String, SecretKey>,
-) -> Result<(SchemaRef, Vec<RecordBatch>), ApiError> {
-    let sql = comp
-        .query
-        .as_deref()
-        .ok_or_else(|| refused("bad_template", "the computation has no query"))?;
-    let bound = coffer_sql::bind_template(sql, &comp.params, given).map_err(sql_error)?;
-    let constraints =
-        OutputConstraints::none().with_min_group_size(comp.constraints.min_group_size);
-
+) -> Result<SessionContext, ApiError> {
     let ctx = SessionContext::new();
     let store = Arc::new(InMemory::new());
     let base = url::Url::parse(INPUT_URL).map_err(|e| internal(e.to_string()))?;
     ctx.register_object_store(&base, store.clone());
-    // Each file's master key ids map to its dataset's released key.
     let mut keys = MemoryKeys::new();
     let mut owner_of: BTreeMap<String, String> = BTreeMap::new();
     for (name, bytes) in &inputs {
@@ -409,8 +423,19 @@ async fn query(
         .await
         .map_err(|e| internal(format!("registering {name}: {e}")))?;
     }
+    Ok(ctx)
+}
+
+/// Plans and runs the computation's query under its constraints.
+async fn query(
+    ctx: &SessionContext,
+    comp: &Computation,
+    bound: &coffer_sql::BoundTemplate,
+) -> Result<(SchemaRef, Vec<RecordBatch>), ApiError> {
+    let constraints =
+        OutputConstraints::none().with_min_group_size(comp.constraints.min_group_size);
     let plan =
-        coffer_sql::constraints::plan_constrained(&ctx, &bound.sql, &bound.params, &constraints)
+        coffer_sql::constraints::plan_constrained(ctx, &bound.sql, &bound.params, &constraints)
             .await
             .map_err(sql_error)?;
     let frame = ctx
@@ -422,35 +447,40 @@ async fn query(
     Ok((schema, batches))
 }
 
-/// Encodes the output, encrypts it to the computation's recipients and stores it.
-async fn deliver(
-    w: &Worker,
-    manifest: &Manifest,
-    comp: &Computation,
-    format: OutputFormat,
-    job: &str,
-    schema: SchemaRef,
-    batches: Vec<RecordBatch>,
-) -> Result<OutputRef, ApiError> {
-    let mut recipients = Vec::new();
-    for name in &comp.recipients {
-        let party = manifest
-            .party(name)
-            .ok_or_else(|| internal(format!("recipient {name} is not a party")))?;
-        recipients.push(
-            coffer_crypto::delivery::parse_recipient(&party.doc.recipient)
-                .map_err(|e| internal(format!("recipient {name}: {e}")))?,
-        );
-    }
-    let rows = batches
+pub(crate) fn count_rows(batches: &[RecordBatch]) -> Result<u64, ApiError> {
+    batches
         .iter()
         .try_fold(0u64, |n, b| {
             n.checked_add(u64::try_from(b.num_rows()).ok()?)
         })
-        .ok_or_else(|| internal("row count overflow"))?;
+        .ok_or_else(|| internal("row count overflow"))
+}
+
+/// Encrypts an output to the computation's recipients (age) and stores it as
+/// `results/<job>/<name>.age`. The plaintext is zeroized once encrypted.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn deliver(
+    w: &Worker,
+    manifest: &Manifest,
+    comp: &Computation,
+    job: &str,
+    name: &str,
+    format: OutputFormat,
+    plain: Vec<u8>,
+    rows: u64,
+) -> Result<OutputRef, ApiError> {
+    let mut recipients = Vec::new();
+    for r in &comp.recipients {
+        let party = manifest
+            .party(r)
+            .ok_or_else(|| internal(format!("recipient {r} is not a party")))?;
+        recipients.push(
+            coffer_crypto::delivery::parse_recipient(&party.doc.recipient)
+                .map_err(|e| internal(format!("recipient {r}: {e}")))?,
+        );
+    }
+    let plain = Zeroizing::new(plain);
     let sealed = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
-        let plain = Zeroizing::new(encode(format, &schema, &batches)?);
-        drop(batches);
         let mut out = Vec::new();
         coffer_crypto::delivery::encrypt_to(&recipients, plain.as_slice(), &mut out)
             .map_err(|e| internal(format!("age: {e}")))?;
@@ -458,7 +488,7 @@ async fn deliver(
     })
     .await
     .map_err(|e| internal(e.to_string()))??;
-    let path = format!("results/{job}/{}.{}.age", comp.name, format.extension());
+    let path = format!("results/{job}/{name}.age");
     let stored_digest = digest(&sealed);
     w.storage
         .put(&path, Bytes::from(sealed))
@@ -493,6 +523,9 @@ fn encode(
             for b in batches {
                 writer.write(b).map_err(|e| internal(format!("CSV: {e}")))?;
             }
+        }
+        OutputFormat::Json => {
+            return Err(bad_request("format", "SQL outputs are CSV or Parquet"));
         }
         OutputFormat::Parquet => {
             let props = parquet::file::properties::WriterProperties::builder()

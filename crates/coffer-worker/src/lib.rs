@@ -28,6 +28,7 @@
 //! The worker keeps nothing at rest: its TLS key is fresh at every start.
 #![forbid(unsafe_code)]
 
+mod gbdt;
 mod job;
 pub mod service;
 

@@ -369,7 +369,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
          allow_debug: false\n  allow_simulation: true   # development only: sim proves nothing\n\
          datasets:\n{datasets_yaml}computations:\n  - name: {COMPUTATION}\n    kind: sql\n    \
          query: |\n      {QUERY}\n    inputs: [alpha_patients, beta_treatments]\n    \
-         recipients: [alpha, beta]\n    constraints: {{min_group_size: {}}}\n\
+         recipients: [alpha, beta]\n    constraints: {{min_group_size: {}}}\n  \
+         - name: readmission_model\n    kind: gbdt_train\n    inputs: [beta_treatments]\n    \
+         params: {{label: readmitted, features: [cost_eur], objective: \"binary:logistic\", \
+         num_boost_round: 20, max_depth: 3}}\n    recipients: [beta]\n\
          governance: {{update: all}}\n",
         args.min_group_size
     );

@@ -12,12 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use arrow::array::{Array, Float32Array, RecordBatch};
-use arrow::datatypes::DataType;
+use arrow::array::RecordBatch;
 use clap::{Args, Subcommand};
 use coffer_client::{AtomicFile, Home, Keyring};
 use coffer_crypto::KeySource;
-use coffer_gbdt::{Booster, DMatrix, Metric, Params, RoundLog};
+use coffer_gbdt::{Booster, DMatrix, Metric, Params, RoundLog, Table};
 use coffer_parquet::{DecryptOptions, DecryptedReader};
 
 use crate::exit::Usage;
@@ -103,11 +102,15 @@ fn train(home: &Home, args: &TrainArgs) -> anyhow::Result<()> {
     };
     let keys = keyring(home)?;
     let table = read_table(&args.data, &keys)?;
-    let dtrain = table.matrix(Some(&args.label), None)?;
+    let dtrain = matrix(&table, Some(&args.label), None)?;
     let dvalid = match &args.valid {
         Some(v) => {
             let names = dtrain.feature_names().map(<[String]>::to_vec);
-            Some(read_table(v, &keys)?.matrix(Some(&args.label), names.as_deref())?)
+            Some(matrix(
+                &read_table(v, &keys)?,
+                Some(&args.label),
+                names.as_deref(),
+            )?)
         }
         None => None,
     };
@@ -158,8 +161,8 @@ fn predict(home: &Home, args: &PredictArgs) -> anyhow::Result<()> {
     let table = read_table(&args.data, &keys)?;
     let names = (!model.feature_names().is_empty()).then(|| model.feature_names().to_vec());
     let data = match &names {
-        Some(n) => table.matrix(None, Some(n))?,
-        None => table.matrix(None, None)?,
+        Some(n) => matrix(&table, None, Some(n))?,
+        None => matrix(&table, None, None)?,
     };
     let preds = model.predict(&data)?;
     let k = model.n_groups().max(1);
@@ -198,53 +201,6 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A table as named `f32` columns (nulls as NaN).
-#[derive(Debug)]
-struct Table {
-    names: Vec<String>,
-    columns: Vec<Vec<f32>>,
-}
-
-impl Table {
-    /// Features (every column but `label`, or exactly `features` in that order) as a
-    /// column-major matrix, with the label attached when asked for.
-    fn matrix(&self, label: Option<&str>, features: Option<&[String]>) -> anyhow::Result<DMatrix> {
-        let index = |name: &str| -> anyhow::Result<usize> {
-            self.names
-                .iter()
-                .position(|n| n == name)
-                .ok_or_else(|| Usage(format!("no column named {name:?}")).into())
-        };
-        let label_idx = label.map(index).transpose()?;
-        let feature_idx: Vec<usize> = match features {
-            Some(f) => f.iter().map(|n| index(n)).collect::<anyhow::Result<_>>()?,
-            None => (0..self.names.len())
-                .filter(|i| Some(*i) != label_idx)
-                .collect(),
-        };
-        let n_rows = self.columns.first().map_or(0, Vec::len);
-        let mut values = Vec::with_capacity(n_rows.saturating_mul(feature_idx.len()));
-        let mut names = Vec::with_capacity(feature_idx.len());
-        for i in &feature_idx {
-            values.extend_from_slice(self.columns.get(*i).map_or(&[][..], Vec::as_slice));
-            names.push(self.names.get(*i).cloned().unwrap_or_default());
-        }
-        let mut m = DMatrix::from_col_major(values, n_rows, feature_idx.len())?
-            .with_feature_names(names)?;
-        if let Some(l) = label_idx {
-            let labels = self.columns.get(l).cloned().unwrap_or_default();
-            if labels.iter().any(|v| v.is_nan()) {
-                bail!(Usage(format!(
-                    "label column {:?} has missing values",
-                    label.unwrap_or_default()
-                )));
-            }
-            m = m.with_labels(labels)?;
-        }
-        Ok(m)
-    }
-}
-
 /// Reads a CSV or Parquet table; Parquet goes through the keyring, so PME-encrypted files are
 /// decrypted transparently and plaintext ones read as they are.
 fn read_table(path: &Path, keys: &Arc<dyn KeySource>) -> anyhow::Result<Table> {
@@ -261,37 +217,21 @@ fn read_table(path: &Path, keys: &Arc<dyn KeySource>) -> anyhow::Result<Table> {
             .collect::<Result<_, _>>()
             .with_context(|| format!("reading {}", path.display()))?
     };
-    let Some(first) = batches.first() else {
+    if batches.is_empty() {
         bail!(Usage(format!("{}: no rows", path.display())));
-    };
-    let schema = first.schema();
-    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let mut columns: Vec<Vec<f32>> = vec![Vec::new(); names.len()];
-    for batch in &batches {
-        for ((col, out), name) in batch.columns().iter().zip(&mut columns).zip(&names) {
-            append_f32(col, name, out)?;
-        }
     }
-    Ok(Table { names, columns })
+    Table::from_batches(&batches).map_err(|e| Usage(format!("{}: {e}", path.display())).into())
 }
 
-/// Appends a numeric or boolean Arrow column as `f32`, nulls as NaN.
-fn append_f32(col: &dyn Array, name: &str, out: &mut Vec<f32>) -> anyhow::Result<()> {
-    let numeric = col.data_type().is_numeric() || matches!(col.data_type(), DataType::Boolean);
-    if !numeric {
-        bail!(Usage(format!(
-            "column {name:?} is {}, not numeric",
-            col.data_type()
-        )));
-    }
-    let cast = arrow::compute::cast(col, &DataType::Float32)
-        .with_context(|| format!("column {name:?} as float"))?;
-    let floats = cast
-        .as_any()
-        .downcast_ref::<Float32Array>()
-        .context("cast to Float32 gave another type")?;
-    out.extend(floats.iter().map(|v| v.unwrap_or(f32::NAN)));
-    Ok(())
+/// Features and label of `table` as a matrix; a missing column is a usage error.
+fn matrix(
+    table: &Table,
+    label: Option<&str>,
+    features: Option<&[String]>,
+) -> anyhow::Result<DMatrix> {
+    table
+        .matrix(label, features)
+        .map_err(|e| Usage(e.to_string()).into())
 }
 
 fn is_parquet(path: &Path) -> anyhow::Result<bool> {

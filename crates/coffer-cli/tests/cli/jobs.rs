@@ -376,6 +376,56 @@ fn demo_then_every_refusal_end_to_end() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // A model trained in the enclave reaches its recipient (beta) only.
+    let beta = w.join("beta/home");
+    let id = post(&o1.url, &signed_job(&alpha, &manifest, "readmission_model"));
+    let out = coffer(&alpha, &["job", "wait", &id, "--orchestrator", &o1.url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let get = |home: &Path, dir: &Path| {
+        coffer(
+            home,
+            &[
+                "result",
+                "get",
+                &id,
+                "--orchestrator",
+                &o1.url,
+                "--manifest",
+                manifest.to_str().unwrap(),
+                "--storage",
+                &storage_s,
+                "-o",
+                dir.to_str().unwrap(),
+            ],
+        )
+    };
+    let model_dir = w.join("beta/model");
+    let out = get(&beta, &model_dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let model: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(model_dir.join("readmission_model.model.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        model["learner"]["gradient_booster"].is_object(),
+        "an XGBoost JSON model"
+    );
+    let metrics = std::fs::read_to_string(model_dir.join("readmission_model.metrics.csv")).unwrap();
+    assert!(metrics.starts_with("round,train-logloss\n"), "{metrics}");
+    assert_eq!(metrics.lines().count(), 21, "one line per round");
+    let out = get(&alpha, &w.join("alpha/model"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[not_a_recipient]"));
+    assert!(!w.join("alpha/model/readmission_model.model.json").exists());
+
     // 1. A query that is not in the manifest.
     let id = post(&o1.url, &signed_job(&alpha, &manifest, "select_everything"));
     refused(&alpha, &o1.url, &id, "unknown_computation", &storage);
