@@ -150,3 +150,122 @@ fn metrics_csv(history: &[RoundLog]) -> Vec<u8> {
     }
     out.into_bytes()
 }
+
+/// `gbdt_predict`: one input is a model (a sealed file, `coffer seal --name <dataset>`), the
+/// other a table; the predictions go to the table's owner only, so the manifest must name
+/// exactly that party as the computation's recipient.
+pub(crate) async fn predict(
+    w: &Worker,
+    manifest: &Manifest,
+    comp: &Computation,
+    job: &str,
+    inputs: Vec<(String, bytes::Bytes)>,
+    keys: std::collections::BTreeMap<String, coffer_crypto::SecretKey>,
+) -> Result<Vec<OutputRef>, ApiError> {
+    let (models, tables): (Vec<_>, Vec<_>) = inputs
+        .into_iter()
+        .partition(|(_, b)| b.starts_with(&coffer_crypto::sealed::MAGIC));
+    let ([(model_name, sealed)], [(table_name, _)]) = (models.as_slice(), tables.as_slice()) else {
+        return Err(refused(
+            "input_format",
+            "gbdt_predict needs two inputs: one sealed model and one encrypted table",
+        ));
+    };
+    let owner = manifest
+        .dataset(table_name)
+        .map(|d| d.owner.clone())
+        .unwrap_or_default();
+    if comp.recipients != [owner.clone()] {
+        return Err(refused(
+            "predict_recipients",
+            format!(
+                "predictions on {table_name} go to its owner {owner} only; the manifest names {:?}",
+                comp.recipients
+            ),
+        ));
+    }
+    // The model: unsealed with its dataset's key, bound to its dataset name.
+    let model_key = keys
+        .get(model_name)
+        .cloned()
+        .ok_or_else(|| internal(format!("the broker released no key for {model_name}")))?;
+    let (model_name, sealed) = (model_name.clone(), sealed.clone());
+    let booster = tokio::task::spawn_blocking(move || -> Result<coffer_gbdt::Booster, ApiError> {
+        let header = coffer_crypto::sealed::read_header(sealed.as_ref())
+            .map_err(|e| refused("input_format", format!("model {model_name}: {e}")))?;
+        let ring = coffer_crypto::MemoryKeys::new().with(header.key_id().clone(), model_key);
+        let mut plain = zeroize::Zeroizing::new(Vec::new());
+        coffer_crypto::sealed::unseal(&ring, &model_name, sealed.as_ref(), &mut *plain)
+            .map_err(|e| refused("input_format", format!("model {model_name}: {e}")))?;
+        let text = std::str::from_utf8(&plain)
+            .map_err(|_| refused("input_format", format!("model {model_name}: not UTF-8")))?;
+        coffer_gbdt::Booster::from_json(text)
+            .map_err(|e| refused("input_format", format!("model {model_name}: {e}")))
+    })
+    .await
+    .map_err(|e| internal(e.to_string()))??;
+
+    let table_name = table_name.clone();
+    let mut table_keys = keys;
+    table_keys.retain(|k, _| *k == table_name);
+    let table_input: Vec<(String, bytes::Bytes)> = tables;
+    let ctx = crate::job::session(table_input, table_keys).await?;
+    let features = booster.feature_names().to_vec();
+    if features.is_empty() {
+        return Err(refused(
+            "input_format",
+            "the model names no features; train it with named columns",
+        ));
+    }
+    let columns = features
+        .iter()
+        .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let batches = ctx
+        .sql(&format!("SELECT {columns} FROM \"{table_name}\""))
+        .await
+        .map_err(|e| refused("input_format", format!("reading {table_name}: {e}")))?
+        .collect()
+        .await
+        .map_err(|e| refused("input_format", format!("reading {table_name}: {e}")))?;
+    let (csv, rows) = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, u64), ApiError> {
+        let table =
+            Table::from_batches(&batches).map_err(|e| refused("input_format", e.to_string()))?;
+        let data = table
+            .matrix(None, Some(&features))
+            .map_err(|e| refused("input_format", e.to_string()))?;
+        let preds = booster
+            .predict(&data)
+            .map_err(|e| refused("input_format", e.to_string()))?;
+        let groups = booster.n_groups().max(1);
+        let mut out = if groups == 1 {
+            String::from("prediction\n")
+        } else {
+            let cols: Vec<String> = (0..groups).map(|g| format!("class_{g}")).collect();
+            format!("{}\n", cols.join(","))
+        };
+        for row in preds.chunks(groups) {
+            let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+            out.push_str(&cells.join(","));
+            out.push('\n');
+        }
+        let rows = u64::try_from(table.n_rows()).unwrap_or(u64::MAX);
+        Ok((out.into_bytes(), rows))
+    })
+    .await
+    .map_err(|e| internal(e.to_string()))??;
+    Ok(vec![
+        deliver(
+            w,
+            manifest,
+            comp,
+            job,
+            &format!("{}.predictions.csv", comp.name),
+            OutputFormat::Csv,
+            csv,
+            rows,
+        )
+        .await?,
+    ])
+}

@@ -104,7 +104,10 @@ pub(crate) async fn run(w: &Worker, req: JobRequest) -> Result<JobDone, ApiError
             ),
         )
     })?;
-    if !matches!(comp.kind, ComputationKind::Sql | ComputationKind::GbdtTrain) {
+    if !matches!(
+        comp.kind,
+        ComputationKind::Sql | ComputationKind::GbdtTrain | ComputationKind::GbdtPredict
+    ) {
         return Err(refused(
             "unsupported_computation",
             format!(
@@ -182,6 +185,9 @@ pub(crate) async fn run(w: &Worker, req: JobRequest) -> Result<JobDone, ApiError
 
     // 4. The computation, then 5. its outputs.
     let outputs = match comp.kind {
+        ComputationKind::GbdtPredict => {
+            crate::gbdt::predict(w, &manifest, comp, &id, inputs, keys).await?
+        }
         ComputationKind::GbdtTrain => {
             let ctx = session(inputs.clone(), keys).await?;
             let names: Vec<String> = inputs.into_iter().map(|(n, _)| n).collect();

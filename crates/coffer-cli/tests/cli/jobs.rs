@@ -426,6 +426,160 @@ fn demo_then_every_refusal_end_to_end() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("[not_a_recipient]"));
     assert!(!w.join("alpha/model/readmission_model.model.json").exists());
 
+    // The model, sealed by beta as a dataset of a second manifest, predicts in the enclave
+    // on beta's table; the predictions go to beta, the table's owner, only.
+    let ok = |home: &Path, args: &[&str]| {
+        let out = coffer(home, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let sealed_model = w.join("beta/model.sealed");
+    ok(&beta, &["key", "new", "beta.model"]);
+    ok(
+        &beta,
+        &[
+            "seal",
+            model_dir
+                .join("readmission_model.model.json")
+                .to_str()
+                .unwrap(),
+            "-o",
+            sealed_model.to_str().unwrap(),
+            "--key",
+            "beta.model",
+            "--name",
+            "beta_model",
+        ],
+    );
+    ok(
+        &beta,
+        &[
+            "upload",
+            sealed_model.to_str().unwrap(),
+            "--storage",
+            &storage_s,
+            "--as",
+            "beta/model.sealed",
+        ],
+    );
+    let model_digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            std::fs::read(&sealed_model).unwrap()
+        ))
+    );
+    let demo_yaml = std::fs::read_to_string(&manifest).unwrap();
+    let predict_yaml = |recipients: &str| {
+        demo_yaml
+            .replace("id: coffer-demo-hospitals", "id: readmission-scores")
+            .replace(
+                "computations:\n",
+                &format!(
+                    "  - name: beta_model\n    owner: beta\n    uri: \"beta/model.sealed\"\n    \
+                     digest: \"{model_digest}\"\ncomputations:\n  - name: readmission_scores\n    \
+                     kind: gbdt_predict\n    inputs: [beta_model, beta_treatments]\n    \
+                     recipients: [{recipients}]\n"
+                ),
+            )
+    };
+    for (file, recipients) in [
+        ("predict.yaml", "beta"),
+        ("predict-both.yaml", "alpha, beta"),
+    ] {
+        let path = w.join(file);
+        std::fs::write(&path, predict_yaml(recipients)).unwrap();
+        for home in [&alpha, &beta] {
+            ok(home, &["manifest", "sign", path.to_str().unwrap()]);
+            ok(
+                home,
+                &[
+                    "broker",
+                    "attest",
+                    "--broker",
+                    &broker.url,
+                    "--allow-simulation",
+                ],
+            );
+        }
+        ok(
+            &beta,
+            &[
+                "manifest",
+                "submit",
+                path.to_str().unwrap(),
+                "--broker",
+                &broker.url,
+            ],
+        );
+        for (dataset, key) in [
+            ("beta_model", "beta.model"),
+            ("beta_treatments", "beta.treatments"),
+        ] {
+            ok(
+                &beta,
+                &[
+                    "key",
+                    "grant",
+                    "--dataset",
+                    dataset,
+                    "--key",
+                    key,
+                    "--manifest",
+                    path.to_str().unwrap(),
+                    "--broker",
+                    &broker.url,
+                ],
+            );
+        }
+    }
+    let id = post(
+        &o1.url,
+        &signed_job(&beta, &w.join("predict.yaml"), "readmission_scores"),
+    );
+    let out = coffer(&beta, &["job", "wait", &id, "--orchestrator", &o1.url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scores = w.join("beta/scores");
+    ok(
+        &beta,
+        &[
+            "result",
+            "get",
+            &id,
+            "--orchestrator",
+            &o1.url,
+            "--manifest",
+            w.join("predict.yaml").to_str().unwrap(),
+            "--storage",
+            &storage_s,
+            "-o",
+            scores.to_str().unwrap(),
+        ],
+    );
+    let preds = std::fs::read_to_string(scores.join("readmission_scores.predictions.csv")).unwrap();
+    assert!(preds.starts_with("prediction\n"));
+    assert_eq!(
+        preds.lines().count(),
+        1501,
+        "one prediction per row of beta's table"
+    );
+    assert!(preds.lines().skip(1).all(|l| {
+        let p: f32 = l.parse().unwrap();
+        (0.0..=1.0).contains(&p)
+    }));
+    let id = post(
+        &o1.url,
+        &signed_job(&beta, &w.join("predict-both.yaml"), "readmission_scores"),
+    );
+    refused(&beta, &o1.url, &id, "predict_recipients", &storage);
+
     // 1. A query that is not in the manifest.
     let id = post(&o1.url, &signed_job(&alpha, &manifest, "select_everything"));
     refused(&alpha, &o1.url, &id, "unknown_computation", &storage);
