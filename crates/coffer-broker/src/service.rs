@@ -145,17 +145,10 @@ impl Service {
             .server_config(Some(DeferredClientVerifier::new()))
             .map_err(|e| StartError::Tls(e.to_string()))?;
         let simulated = config.backend == Backend::Sim;
-        let mut verifier = Verifier::new();
-        let mut roots = config.sim_roots.clone();
         // Only a simulated broker trusts (and so creates) a sim platform key of its own.
-        if simulated
-            && let Ok(p) = coffer_tee::sim::SimPlatform::load_or_create(&config.sim_platform)
-        {
-            roots.push(p.public_key());
-        }
-        for r in roots {
-            verifier = verifier.with_sim_root(r);
-        }
+        let verifier = config
+            .backend
+            .peer_verifier(&config.sim_platform, &config.sim_roots);
         let info = Info {
             service: "coffer-broker".into(),
             version: env!("CARGO_PKG_VERSION").into(),

@@ -97,6 +97,25 @@ impl Backend {
         }
     }
 
+    /// The verifier a service on this backend uses for its peers' evidence: the sim platform
+    /// keys `sim_roots`, plus, for a simulated service only, its own platform's key (created
+    /// if absent). Simulated evidence still needs a policy that allows it.
+    pub fn peer_verifier(
+        self,
+        sim_platform_dir: &std::path::Path,
+        sim_roots: &[[u8; 32]],
+    ) -> coffer_attest::Verifier {
+        let mut roots = sim_roots.to_vec();
+        if self == Self::Sim
+            && let Ok(p) = sim::SimPlatform::load_or_create(sim_platform_dir)
+        {
+            roots.push(p.public_key());
+        }
+        roots
+            .into_iter()
+            .fold(coffer_attest::Verifier::new(), |v, r| v.with_sim_root(r))
+    }
+
     /// Opens this backend's evidence source. `sim_platform_dir` holds the simulated platform
     /// key (created if absent); the sim measurement is the running executable's.
     pub fn open(
