@@ -759,43 +759,31 @@ fn demo_then_every_refusal_end_to_end() {
     let last = flipped.len() - 1;
     flipped[last] ^= 1;
     std::fs::write(&result, &flipped).unwrap();
-    let out = coffer(
-        &alpha,
-        &[
-            "result",
-            "get",
-            &good_id,
-            "--orchestrator",
-            &o1.url,
-            "--manifest",
-            manifest.to_str().unwrap(),
-            "--storage",
-            &storage_s,
-            "-o",
-            out_dir.to_str().unwrap(),
-        ],
-    );
+    let get_good = || {
+        coffer(
+            &alpha,
+            &[
+                "result",
+                "get",
+                &good_id,
+                "--orchestrator",
+                &o1.url,
+                "--manifest",
+                manifest.to_str().unwrap(),
+                "--storage",
+                &storage_s,
+                "-o",
+                out_dir.to_str().unwrap(),
+            ],
+        )
+    };
+    let out = get_good();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("[output_digest]"), "{stderr}");
     assert!(!out_dir.join("outcomes_by_diagnosis.csv").exists());
     std::fs::write(&result, &sealed).unwrap();
-    let out = coffer(
-        &alpha,
-        &[
-            "result",
-            "get",
-            &good_id,
-            "--orchestrator",
-            &o1.url,
-            "--manifest",
-            manifest.to_str().unwrap(),
-            "--storage",
-            &storage_s,
-            "-o",
-            out_dir.to_str().unwrap(),
-        ],
-    );
+    let out = get_good();
     assert!(
         out.status.success(),
         "{}",
