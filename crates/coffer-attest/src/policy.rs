@@ -233,6 +233,16 @@ pub enum FailedCheck {
     KeyNotBound,
     /// RA-TLS: the evidence was not made for the verifier's nonce.
     NonceMismatch,
+    /// RA-TLS: the certificate is outside its validity period (`notBefore`..`notAfter`), so
+    /// a leaked key and certificate stop working when it ends.
+    CertificateExpired {
+        /// `notBefore`, Unix seconds.
+        not_before: i64,
+        /// `notAfter`, Unix seconds.
+        not_after: i64,
+        /// The verifier's time.
+        now: i64,
+    },
 }
 
 impl FailedCheck {
@@ -258,6 +268,7 @@ impl FailedCheck {
             Self::ReportDataMismatch { .. } => "report_data",
             Self::KeyNotBound => "key_binding",
             Self::NonceMismatch => "nonce",
+            Self::CertificateExpired { .. } => "certificate_expired",
         }
     }
 }
@@ -292,6 +303,15 @@ impl fmt::Display for FailedCheck {
                 f.write_str("the evidence does not bind the certificate's public key")
             }
             Self::NonceMismatch => f.write_str("the evidence was not made for this nonce"),
+            Self::CertificateExpired {
+                not_before,
+                not_after,
+                now,
+            } => write!(
+                f,
+                "the RA-TLS certificate is valid from {not_before} to {not_after} (Unix time), \
+                 not at {now}"
+            ),
         }
     }
 }

@@ -252,6 +252,10 @@ pub struct RaTlsCert {
     /// The SubjectPublicKeyInfo (DER) the evidence must bind.
     pub spki_der: Vec<u8>,
     pub evidence: CertEvidence,
+    /// `notBefore`, Unix seconds.
+    pub not_before: UnixTime,
+    /// `notAfter`, Unix seconds.
+    pub not_after: UnixTime,
 }
 
 impl RaTlsCert {
@@ -267,6 +271,12 @@ impl RaTlsCert {
             .subject_public_key_info
             .to_der()
             .map_err(|e| Error::Internal(format!("re-encoding SPKI: {e}")))?;
+        let seconds = |t: x509_cert::time::Time| {
+            i64::try_from(t.to_unix_duration().as_secs())
+                .map_err(|_| malformed("validity time out of range".to_owned()))
+        };
+        let not_before = seconds(tbs.validity.not_before)?;
+        let not_after = seconds(tbs.validity.not_after)?;
         let exts = tbs.extensions.as_deref().unwrap_or_default();
         let find = |oid| {
             let mut found = exts.iter().filter(|e| e.extn_id == oid);
@@ -290,7 +300,25 @@ impl RaTlsCert {
                 "RA-TLS evidence extension ({TAGGED_EVIDENCE_OID} or {GRAMINE_LEGACY_OID})"
             )));
         };
-        Ok(Self { spki_der, evidence })
+        Ok(Self {
+            spki_der,
+            evidence,
+            not_before,
+            not_after,
+        })
+    }
+
+    /// The certificate's validity at `now`: `None` inside `notBefore..=notAfter`.
+    pub fn validity_check(&self, now: UnixTime) -> Option<FailedCheck> {
+        if (self.not_before..=self.not_after).contains(&now) {
+            None
+        } else {
+            Some(FailedCheck::CertificateExpired {
+                not_before: self.not_before,
+                not_after: self.not_after,
+                now,
+            })
+        }
     }
 
     /// Parses the first certificate of a PEM file.
@@ -351,6 +379,9 @@ impl RaTlsCert {
         nonce: Option<&[u8]>,
         now: UnixTime,
     ) -> Result<Verified, Vec<FailedCheck>> {
+        if let Some(expired) = self.validity_check(now) {
+            return Err(vec![expired]);
+        }
         let verified = verifier
             .verify(&self.evidence(), now)
             .map_err(|e| vec![FailedCheck::from_error(&e)])?;
@@ -448,6 +479,13 @@ impl RaTlsVerifier {
             Ok(c) => c,
             Err(e) => return Verdict::not_verified(&e),
         };
+        if let Some(expired) = cert.validity_check(now) {
+            return Verdict {
+                accepted: false,
+                claims: None,
+                failed_checks: vec![expired],
+            };
+        }
         let verified = match self.verifier.verify(&cert.evidence(), now) {
             Ok(v) => v,
             Err(e) => return Verdict::not_verified(&e),

@@ -37,6 +37,44 @@ fn issue(nonce: Option<&[u8]>) -> RaTlsIdentity {
     RaTlsIdentity::issue(KeyAlg::P256, nonce, NOW, 86_400, sim_evidence).unwrap()
 }
 
+/// A certificate valid now (for handshakes, which rustls runs at the real time).
+fn issue_now() -> RaTlsIdentity {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    RaTlsIdentity::issue(KeyAlg::P256, None, now, 86_400, sim_evidence).unwrap()
+}
+
+/// Issue 12: a certificate outside its validity is refused, whatever its evidence says.
+#[test]
+fn certificates_outside_their_validity_are_refused() {
+    let id = issue(None);
+    assert!(ratls(policy()).appraise_cert(id.cert_der(), NOW).accepted);
+    // Issued at NOW for a day: valid from an hour before (clock skew) to a day after.
+    for at in [NOW - 3_601, NOW + 86_401, 0, i64::MAX] {
+        let verdict = ratls(policy()).appraise_cert(id.cert_der(), at);
+        assert_eq!(checks(&verdict), ["certificate_expired"], "at {at}");
+        assert!(!verdict.accepted);
+    }
+    for at in [NOW - 3_600, NOW + 86_400] {
+        assert!(
+            ratls(policy()).appraise_cert(id.cert_der(), at).accepted,
+            "at {at}"
+        );
+    }
+    let cert = coffer_attest::ratls::RaTlsCert::from_der(id.cert_der()).unwrap();
+    let err = cert
+        .verify_bound(&verifier(), None, NOW + 86_401)
+        .unwrap_err();
+    assert_eq!(err[0].check(), "certificate_expired");
+    // In a handshake (at the real time), a certificate issued in 2025 is expired.
+    let client = client_config_without_cert(RaTlsServerVerifier::new(ratls(policy()))).unwrap();
+    let err = handshake(client, id.server_config(None).unwrap()).unwrap_err();
+    let refused = Refused::from_rustls(&err).unwrap_or_else(|| panic!("{err:?}"));
+    assert_eq!(refused.failed_checks[0].check(), "certificate_expired");
+}
+
 fn policy() -> Policy {
     Policy::from_yaml(&format!(
         "tee: [sim]\nallow_simulation: true\nmeasurements: [\"sim:measurement={}\"]\n",
@@ -327,8 +365,8 @@ fn handshake(
 
 #[test]
 fn mutual_ra_tls_handshake_succeeds() {
-    let server_id = issue(None);
-    let client_id = issue(None);
+    let server_id = issue_now();
+    let client_id = issue_now();
     let server = server_id
         .server_config(Some(RaTlsClientVerifier::new(ratls(policy()))))
         .unwrap();
@@ -344,7 +382,7 @@ fn mutual_ra_tls_handshake_succeeds() {
 
 #[test]
 fn refused_server_fails_the_handshake_with_the_typed_reason() {
-    let server_id = issue(None);
+    let server_id = issue_now();
     let mut p = policy();
     p.allow_simulation = false;
     let client = client_config_without_cert(RaTlsServerVerifier::new(ratls(p))).unwrap();
@@ -356,7 +394,7 @@ fn refused_server_fails_the_handshake_with_the_typed_reason() {
 
 #[test]
 fn refused_client_fails_the_handshake_with_the_typed_reason() {
-    let server_id = issue(None);
+    let server_id = issue_now();
     let mut p = policy();
     p.measurements = vec![
         format!("sim:measurement={}", "44".repeat(48))
@@ -366,7 +404,7 @@ fn refused_client_fails_the_handshake_with_the_typed_reason() {
     let server = server_id
         .server_config(Some(RaTlsClientVerifier::new(ratls(p))))
         .unwrap();
-    let client = issue(None)
+    let client = issue_now()
         .client_config(RaTlsServerVerifier::new(ratls(policy())))
         .unwrap();
     let err = handshake(client, server).unwrap_err();

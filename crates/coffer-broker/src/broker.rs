@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 use coffer_attest::{FailedCheck, UnixTime, Verified};
 use coffer_crypto::SecretKey;
 use coffer_manifest::{Manifest, ManifestHash, Predecessor, SignatureFile, Status, status};
+use coffer_net::broker::ReleaseRequest;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use crate::audit::{AuditEvent, AuditLog, SignedEntry};
@@ -65,6 +66,21 @@ pub enum Refusal {
         now: UnixTime,
         /// The window.
         window_secs: i64,
+    },
+    /// The release names no job, or a job for another manifest or computation.
+    #[error("the release names a job for another manifest or computation")]
+    JobMismatch,
+    /// The job's signer is not a party of the manifest.
+    #[error("the job's signer {party:?} is not a party of the manifest")]
+    UnknownParty {
+        /// The claimed signer.
+        party: String,
+    },
+    /// The job's signature does not verify under the party's key in the manifest.
+    #[error("the job's signature does not verify for party {party:?}")]
+    JobSignature {
+        /// The claimed signer.
+        party: String,
     },
     /// The broker could not decide (store or unsealing failure); nothing is released.
     #[error("broker error: {0}")]
@@ -362,18 +378,12 @@ impl Broker {
     pub fn release(
         &self,
         manifest_hash: &ManifestHash,
-        computation: &str,
-        input_digests: &BTreeMap<String, String>,
+        ask: &ReleaseRequest,
         worker: &Verified,
+        window_secs: i64,
         now: UnixTime,
     ) -> Result<BTreeMap<String, SecretKey>, Refusal> {
-        let job = release_job(
-            manifest_hash,
-            computation,
-            input_digests,
-            worker.clone(),
-            now,
-        );
+        let job = release_job(manifest_hash, ask.clone(), worker.clone(), window_secs, now);
         self.exec(job)
             .map_err(|e| Refusal::Internal(e.to_string()))?
     }
@@ -382,15 +392,15 @@ impl Broker {
     pub async fn release_async(
         &self,
         manifest_hash: &ManifestHash,
-        computation: &str,
-        input_digests: &BTreeMap<String, String>,
+        ask: ReleaseRequest,
         worker: Result<Verified, Vec<FailedCheck>>,
+        window_secs: i64,
         now: UnixTime,
     ) -> Result<BTreeMap<String, SecretKey>, Refusal> {
         let hash = *manifest_hash;
-        let computation = computation.to_owned();
+        let computation = ask.computation.clone();
         let job: Box<dyn FnOnce(&mut Inner) -> _ + Send> = match worker {
-            Ok(v) => Box::new(release_job(&hash, &computation, input_digests, v, now)),
+            Ok(v) => Box::new(release_job(&hash, ask, v, window_secs, now)),
             // Evidence that did not verify: refused, and on the record like any refusal.
             Err(failed) => Box::new(move |inner: &mut Inner| {
                 let refusal = Refusal::Appraisal(failed);
@@ -580,16 +590,15 @@ type ReleaseOutcome = Result<BTreeMap<String, SecretKey>, Refusal>;
 
 fn release_job(
     manifest_hash: &ManifestHash,
-    computation: &str,
-    input_digests: &BTreeMap<String, String>,
+    ask: ReleaseRequest,
     worker: Verified,
+    window_secs: i64,
     now: UnixTime,
 ) -> impl FnOnce(&mut Inner) -> ReleaseOutcome + Send + 'static {
     let hash = *manifest_hash;
-    let computation = computation.to_owned();
-    let input_digests = input_digests.clone();
     move |inner: &mut Inner| {
-        let outcome = decide(inner, &hash, &computation, &input_digests, &worker, now);
+        let computation = ask.computation.clone();
+        let outcome = decide(inner, &hash, &ask, &worker, window_secs, now);
         let event = match &outcome {
             Ok(keys) => AuditEvent::KeyReleased {
                 manifest: hash.to_string(),
@@ -646,23 +655,63 @@ fn status_in(
     )?)
 }
 
+/// The party-signed job of a release: for this manifest and computation, signed by a party of
+/// the manifest, fresh. Returns its id and when it may be forgotten.
+fn judge_job(
+    manifest: &Manifest,
+    ask: &ReleaseRequest,
+    window_secs: i64,
+    now: UnixTime,
+) -> Result<(String, i64), Refusal> {
+    let spec = &ask.job.spec;
+    if spec.manifest != manifest.hash().to_string() || spec.computation != ask.computation {
+        return Err(Refusal::JobMismatch);
+    }
+    let party = manifest
+        .party(&spec.party)
+        .ok_or_else(|| Refusal::UnknownParty {
+            party: spec.party.clone(),
+        })?;
+    let unsigned = || Refusal::JobSignature {
+        party: spec.party.clone(),
+    };
+    ask.job.verify(&party.key).map_err(|_| unsigned())?;
+    let stale = Refusal::StaleRequest {
+        time: spec.time,
+        now,
+        window_secs,
+    };
+    let fresh = window_secs >= 0
+        && now
+            .checked_sub(spec.time)
+            .and_then(i64::checked_abs)
+            .is_some_and(|d| d <= window_secs);
+    if !fresh {
+        return Err(stale);
+    }
+    let expires_at = spec.time.checked_add(window_secs).ok_or(stale)?;
+    Ok((ask.job.id().map_err(|_| unsigned())?, expires_at))
+}
+
 fn decide(
     inner: &mut Inner,
     manifest_hash: &ManifestHash,
-    computation: &str,
-    input_digests: &BTreeMap<String, String>,
+    ask: &ReleaseRequest,
     worker: &Verified,
+    window_secs: i64,
     now: UnixTime,
 ) -> Result<BTreeMap<String, SecretKey>, Refusal> {
     let internal = |e: BrokerError| Refusal::Internal(e.to_string());
+    let input_digests = &ask.inputs;
     let judged = inner
         .judged(manifest_hash)
         .map_err(internal)?
         .ok_or(Refusal::UnknownManifest)?;
     let manifest = &judged.manifest;
     let comp = manifest
-        .computation(computation)
+        .computation(&ask.computation)
         .ok_or(Refusal::UnknownComputation)?;
+    let (job_id, job_expires) = judge_job(manifest, ask, window_secs, now)?;
     let st = judged
         .status
         .as_ref()
@@ -713,6 +762,15 @@ fn decide(
             .open(&SealingKey::key_aad(manifest_hash, &ds.name), &sealed)?;
         let key = SecretKey::from_bytes(&bytes).map_err(|e| Refusal::Internal(e.to_string()))?;
         keys.insert(ds.name.clone(), key);
+    }
+    // Everything passed: the job id is spent with this decision, in the same transaction as
+    // its audit entry, so a job gets keys once.
+    let scope = format!("job:{manifest_hash}");
+    if !inner
+        .store
+        .record_nonce(&scope, &job_id, job_expires, now)?
+    {
+        return Err(Refusal::ReplayedNonce);
     }
     Ok(keys)
 }

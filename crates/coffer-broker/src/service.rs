@@ -283,6 +283,9 @@ pub fn refusal_error(r: &Refusal) -> ApiError {
         Refusal::Appraisal(checks) => checks.first().map_or("appraisal", FailedCheck::check),
         Refusal::ReplayedNonce => "replayed_request",
         Refusal::StaleRequest { .. } => "stale_request",
+        Refusal::JobMismatch => "job_mismatch",
+        Refusal::UnknownParty { .. } => "unknown_party",
+        Refusal::JobSignature { .. } => "job_signature",
         Refusal::Internal(_) => return internal(r.to_string()),
     };
     let reasons = match r {
@@ -455,21 +458,9 @@ async fn release(
     let req: ReleaseRequest = parse_json(&body)?;
     let hash = parse_hash(&req.manifest)?;
     let worker = s.worker(&cert);
-    if let Some(job) = &req.job {
-        // One release per job: the job id is spent like a request nonce, under the manifest.
-        if job.id.len() != 64 || !job.id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad_request("job", "job id: expected 64 hex digits"));
-        }
-        let (scope, id, time, window) = (format!("job:{hash}"), job.id.clone(), job.time, s.window);
-        blocking(&s, move |b| {
-            b.check_request_nonce(&scope, &id, time, unix_now(), window)
-        })
-        .await?
-        .map_err(|r| refusal_error(&r))?;
-    }
     let keys = s
         .broker
-        .release_async(&hash, &req.computation, &req.inputs, worker, unix_now())
+        .release_async(&hash, req, worker, s.window, unix_now())
         .await
         .map_err(|r| refusal_error(&r))?;
     Ok(axum::Json(Released {

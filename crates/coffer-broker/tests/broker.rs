@@ -14,9 +14,12 @@ use coffer_broker::{
 };
 use coffer_crypto::SecretKey;
 use coffer_manifest::{Manifest, SignatureFile, sign};
+use coffer_net::broker::ReleaseRequest;
+use coffer_net::job::{JobSpec, OutputFormat};
 use ed25519_dalek::SigningKey;
 
 const NOW: i64 = 1_800_000_000;
+const WINDOW: i64 = 300;
 const MEASUREMENT: [u8; 48] = [0x4f; 48];
 const PARTIES: [&str; 3] = ["alpha", "beta", "carol"];
 
@@ -27,6 +30,43 @@ fn party_key(name: &str) -> SigningKey {
         _ => 3,
     };
     SigningKey::from_bytes(&[seed; 32])
+}
+
+/// A release of `computation` for a fresh job that alpha signed at NOW.
+fn ask(
+    hash: &coffer_manifest::ManifestHash,
+    computation: &str,
+    inputs: &BTreeMap<String, String>,
+) -> ReleaseRequest {
+    signed_ask(hash, computation, inputs, "alpha", &party_key("alpha"), NOW)
+}
+
+fn signed_ask(
+    hash: &coffer_manifest::ManifestHash,
+    computation: &str,
+    inputs: &BTreeMap<String, String>,
+    party: &str,
+    key: &SigningKey,
+    time: i64,
+) -> ReleaseRequest {
+    let job = JobSpec {
+        manifest: hash.to_string(),
+        computation: computation.to_owned(),
+        params: BTreeMap::new(),
+        format: OutputFormat::Csv,
+        party: party.to_owned(),
+        time,
+        nonce: coffer_net::signed::fresh_nonce().unwrap(),
+    }
+    .sign(key, String::new(), serde_json::Value::Null)
+    .unwrap()
+    .signed_job();
+    ReleaseRequest {
+        manifest: hash.to_string(),
+        computation: computation.to_owned(),
+        inputs: inputs.clone(),
+        job,
+    }
 }
 
 fn platform() -> SigningKey {
@@ -161,8 +201,13 @@ fn assert_refused(f: &Fixture, result: Result<BTreeMap<String, SecretKey>, Refus
 }
 
 fn release(f: &Fixture, worker: &Verified) -> Result<BTreeMap<String, SecretKey>, Refusal> {
-    f.broker
-        .release(&f.manifest.hash(), "joined", &good_digests(), worker, NOW)
+    f.broker.release(
+        &f.manifest.hash(),
+        &ask(&f.manifest.hash(), "joined", &good_digests()),
+        worker,
+        WINDOW,
+        NOW,
+    )
 }
 
 #[test]
@@ -262,7 +307,11 @@ fn refuses_digest_mismatch_missing_and_extra_inputs() {
 
     let mut wrong = good_digests();
     wrong.insert("b_data".into(), digest("tampered"));
-    let r = assert_refused(&f, f.broker.release(&hash, "joined", &wrong, &w, NOW));
+    let r = assert_refused(
+        &f,
+        f.broker
+            .release(&hash, &ask(&hash, "joined", &wrong), &w, WINDOW, NOW),
+    );
     assert_eq!(
         r,
         Refusal::DigestMismatch {
@@ -272,7 +321,11 @@ fn refuses_digest_mismatch_missing_and_extra_inputs() {
 
     let mut missing = good_digests();
     missing.remove("a_data");
-    let r = assert_refused(&f, f.broker.release(&hash, "joined", &missing, &w, NOW));
+    let r = assert_refused(
+        &f,
+        f.broker
+            .release(&hash, &ask(&hash, "joined", &missing), &w, WINDOW, NOW),
+    );
     assert_eq!(
         r,
         Refusal::DigestMismatch {
@@ -282,7 +335,11 @@ fn refuses_digest_mismatch_missing_and_extra_inputs() {
 
     let mut extra = good_digests();
     extra.insert("c_data".into(), digest("c"));
-    let r = assert_refused(&f, f.broker.release(&hash, "joined", &extra, &w, NOW));
+    let r = assert_refused(
+        &f,
+        f.broker
+            .release(&hash, &ask(&hash, "joined", &extra), &w, WINDOW, NOW),
+    );
     assert_eq!(
         r,
         Refusal::DigestMismatch {
@@ -298,13 +355,24 @@ fn refuses_unknown_manifest_computation_and_missing_key() {
     let other = coffer_manifest::ManifestHash([7; 32]);
     let r = assert_refused(
         &f,
-        f.broker.release(&other, "joined", &good_digests(), &w, NOW),
+        f.broker.release(
+            &other,
+            &ask(&other, "joined", &good_digests()),
+            &w,
+            WINDOW,
+            NOW,
+        ),
     );
     assert_eq!(r, Refusal::UnknownManifest);
     let r = assert_refused(
         &f,
-        f.broker
-            .release(&f.manifest.hash(), "nope", &good_digests(), &w, NOW),
+        f.broker.release(
+            &f.manifest.hash(),
+            &ask(&f.manifest.hash(), "nope", &good_digests()),
+            &w,
+            WINDOW,
+            NOW,
+        ),
     );
     assert_eq!(r, Refusal::UnknownComputation);
 
@@ -320,7 +388,13 @@ fn refuses_unknown_manifest_computation_and_missing_key() {
         .upload_key(&manifest.hash(), "a_data", "alpha", &key_a(), NOW)
         .unwrap();
     let r = broker
-        .release(&manifest.hash(), "joined", &good_digests(), &w, NOW)
+        .release(
+            &manifest.hash(),
+            &ask(&manifest.hash(), "joined", &good_digests()),
+            &w,
+            WINDOW,
+            NOW,
+        )
         .unwrap_err();
     assert_eq!(
         r,
@@ -415,9 +489,9 @@ fn refuses_key_upload_by_non_owner() {
     let r = broker
         .release(
             &hash,
-            "joined",
-            &good_digests(),
+            &ask(&hash, "joined", &good_digests()),
             &worker(MEASUREMENT, false),
+            WINDOW,
             NOW,
         )
         .unwrap_err();
@@ -464,9 +538,9 @@ fn signatures_accumulate_across_submissions() {
     broker
         .release(
             &manifest.hash(),
-            "joined",
-            &good_digests(),
+            &ask(&manifest.hash(), "joined", &good_digests()),
             &worker(MEASUREMENT, false),
+            WINDOW,
             NOW,
         )
         .unwrap();
@@ -572,9 +646,9 @@ fn reopening_keeps_manifests_keys_and_log() {
     let keys = broker
         .release(
             &f.manifest.hash(),
-            "joined",
-            &good_digests(),
+            &ask(&f.manifest.hash(), "joined", &good_digests()),
             &worker(MEASUREMENT, false),
+            WINDOW,
             NOW,
         )
         .unwrap();
@@ -609,9 +683,9 @@ fn swapped_sealed_key_rows_do_not_open() {
     let r = broker
         .release(
             &f.manifest.hash(),
-            "joined",
-            &good_digests(),
+            &ask(&f.manifest.hash(), "joined", &good_digests()),
             &worker(MEASUREMENT, false),
+            WINDOW,
             NOW,
         )
         .unwrap_err();
@@ -702,4 +776,93 @@ fn job_receipts_are_logged_as_given() {
     f.broker.record_receipt(receipt.clone(), NOW).unwrap();
     assert_eq!(last_event(&f.broker), AuditEvent::JobReceipt { receipt });
     verify_log(&f.broker.audit_entries().unwrap(), &f.broker.public_key()).unwrap();
+}
+
+/// Issue 12: keys go only to a job a party of the manifest signed, for this manifest and
+/// computation, fresh, once; the job id is spent by the release decision, not before it.
+#[test]
+fn releases_need_a_fresh_party_signed_job_spent_once() {
+    let f = fixture(true, &PARTIES);
+    let hash = f.manifest.hash();
+    let good = worker(MEASUREMENT, false);
+    let signed = |party: &str, key: &SigningKey, time: i64| {
+        signed_ask(&hash, "joined", &good_digests(), party, key, time)
+    };
+    let cases: Vec<(&str, ReleaseRequest, Refusal)> = vec![
+        (
+            "a stranger",
+            signed("mallory", &party_key("mallory"), NOW),
+            Refusal::UnknownParty {
+                party: "mallory".into(),
+            },
+        ),
+        (
+            "alpha's name, beta's key",
+            signed("alpha", &party_key("beta"), NOW),
+            Refusal::JobSignature {
+                party: "alpha".into(),
+            },
+        ),
+        (
+            "an hour old",
+            signed("alpha", &party_key("alpha"), NOW - 3_600),
+            Refusal::StaleRequest {
+                time: NOW - 3_600,
+                now: NOW,
+                window_secs: WINDOW,
+            },
+        ),
+        (
+            "a job for another computation",
+            {
+                let mut a = ask(&hash, "joined", &good_digests());
+                a.job.spec.computation = "other".into();
+                a
+            },
+            Refusal::JobMismatch,
+        ),
+        (
+            "a job for another manifest",
+            {
+                let mut a = ask(&hash, "joined", &good_digests());
+                a.job.spec.manifest = format!("sha256:{}", "77".repeat(32));
+                a
+            },
+            Refusal::JobMismatch,
+        ),
+    ];
+    for (case, a, want) in cases {
+        let r = assert_refused(&f, f.broker.release(&hash, &a, &good, WINDOW, NOW));
+        assert_eq!(r, want, "{case}");
+    }
+    // A refused release does not spend the job: the same job, from a worker that passes,
+    // gets its keys; the next time it is a replay.
+    let job = ask(&hash, "joined", &good_digests());
+    let bad = worker([0x11; 48], false);
+    assert!(matches!(
+        assert_refused(&f, f.broker.release(&hash, &job, &bad, WINDOW, NOW)),
+        Refusal::Appraisal(_)
+    ));
+    assert_eq!(
+        f.broker
+            .release(&hash, &job, &good, WINDOW, NOW)
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        f.broker
+            .release(&hash, &job, &good, WINDOW, NOW)
+            .unwrap_err(),
+        Refusal::ReplayedNonce
+    );
+    // Beta, also a party, may sign jobs too.
+    let beta = signed("beta", &party_key("beta"), NOW);
+    assert_eq!(
+        f.broker
+            .release(&hash, &beta, &good, WINDOW, NOW)
+            .unwrap()
+            .len(),
+        2
+    );
 }

@@ -220,14 +220,15 @@ impl BrokerSession {
             {
                 return Err(refused(check_strings(&[FailedCheck::SimulationNotAllowed])));
             }
-            let root = match options.sim_root {
-                Some(r) => r,
-                None => {
-                    coffer_attest::sim::parse_sim_evidence(evidence.data())
-                        .map_err(|e| refused(check_strings(&[FailedCheck::from_error(&e)])))?
-                        .platform_key
-                }
-            };
+            // Simulated evidence is only as good as the platform key that signs it; the key
+            // named in the evidence is the broker's own word, so it never counts as a root.
+            let root = options.sim_root.ok_or_else(|| {
+                refused(vec![
+                    "[sim_root] simulated evidence is trusted only from a sim platform key this \
+                     party holds or names (--sim-root FILE), never from the evidence itself"
+                        .into(),
+                ])
+            })?;
             verifier = verifier.with_sim_root(root);
             sim_root = Some(hex::encode(root));
         }

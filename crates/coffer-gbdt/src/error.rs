@@ -28,6 +28,12 @@ pub enum GbdtError {
     /// The JSON text itself does not parse.
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The training set has fewer rows than `min_leaf_rows`: even one leaf would cover fewer.
+    #[error("group_too_small: the training set has fewer than {min_leaf_rows} rows")]
+    GroupTooSmall {
+        /// The floor (a manifest's `min_group_size`).
+        min_leaf_rows: u64,
+    },
     /// The rayon thread pool could not be built.
     #[error("thread pool: {0}")]
     ThreadPool(String),

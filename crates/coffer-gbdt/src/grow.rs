@@ -131,6 +131,7 @@ pub(crate) fn sum_rows(gpairs: &[GradPair], rows: &[u32]) -> Stat {
                     s.add(Stat {
                         g: f64::from(gp.g),
                         h: f64::from(gp.h),
+                        n: 1.0,
                     });
                 }
             }

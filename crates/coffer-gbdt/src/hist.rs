@@ -220,6 +220,7 @@ fn update<B: BinIdx>(m: &BinMatrix<B>, gpairs: &[GradPair], rows: &[u32], hist: 
             let s = &mut hist[off + b.idx()];
             s.g += g;
             s.h += h;
+            s.n += 1.0;
         }
     }
 }
@@ -302,14 +303,43 @@ mod tests {
             f0[0],
             Stat {
                 g: 0.0 + 2.0,
-                h: 2.0
+                h: 2.0,
+                n: 2.0
             }
         );
-        assert_eq!(f0[1], Stat { g: 1.0, h: 1.0 });
-        assert_eq!(f0[2], Stat { g: 3.0, h: 1.0 });
+        assert_eq!(
+            f0[1],
+            Stat {
+                g: 1.0,
+                h: 1.0,
+                n: 1.0
+            }
+        );
+        assert_eq!(
+            f0[2],
+            Stat {
+                g: 3.0,
+                h: 1.0,
+                n: 1.0
+            }
+        );
         // Feature 1: one distinct value (5) in rows 1..=3, row 0 missing.
         let f1 = bm.layout.feature(&h, 1);
-        assert_eq!(f1, &[Stat { g: 6.0, h: 3.0 }, Stat { g: 0.0, h: 1.0 }]);
+        assert_eq!(
+            f1,
+            &[
+                Stat {
+                    g: 6.0,
+                    h: 3.0,
+                    n: 3.0
+                },
+                Stat {
+                    g: 0.0,
+                    h: 1.0,
+                    n: 1.0
+                }
+            ]
+        );
         let sub = subtract(&h, &h);
         assert!(sub.iter().all(|s| s.g == 0.0 && s.h == 0.0));
     }

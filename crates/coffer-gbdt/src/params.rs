@@ -128,6 +128,10 @@ pub struct Params {
     pub eval_metric: Vec<Metric>,
     /// `early_stopping_rounds`.
     pub early_stopping_rounds: Option<usize>,
+    /// Coffer's own, not an XGBoost parameter (not read from a parameter map): every leaf of
+    /// every tree covers at least this many training rows, and training on fewer is refused.
+    /// A manifest's `min_group_size` sets it, so no leaf singles out a row.
+    pub min_leaf_rows: u64,
 }
 
 impl Default for Params {
@@ -150,6 +154,7 @@ impl Default for Params {
             nthread: None,
             eval_metric: Vec::new(),
             early_stopping_rounds: None,
+            min_leaf_rows: 0,
         }
     }
 }

@@ -13,17 +13,21 @@ pub struct Stat {
     pub g: f64,
     /// Sum of hessians.
     pub h: f64,
+    /// Number of rows (unweighted): the `min_leaf_rows` floor is on this.
+    pub n: f64,
 }
 
 impl Stat {
     pub(crate) fn add(&mut self, o: Stat) {
         self.g += o.g;
         self.h += o.h;
+        self.n += o.n;
     }
     pub(crate) fn sub(self, o: Stat) -> Stat {
         Stat {
             g: self.g - o.g,
             h: self.h - o.h,
+            n: self.n - o.n,
         }
     }
 }
@@ -37,6 +41,8 @@ pub struct SplitParams {
     pub alpha: f64,
     /// `min_child_weight`.
     pub min_child_weight: f64,
+    /// `min_leaf_rows`: fewest rows a child may have.
+    pub min_rows: f64,
 }
 
 impl From<&Params> for SplitParams {
@@ -45,6 +51,7 @@ impl From<&Params> for SplitParams {
             lambda: f64::from(p.lambda),
             alpha: f64::from(p.alpha),
             min_child_weight: f64::from(p.min_child_weight),
+            min_rows: p.min_leaf_rows as f64,
         }
     }
 }
@@ -154,7 +161,12 @@ pub(crate) fn evaluate_feature(
         min_value,
     } = f;
     let n_bins = cuts.len().min(hist.len());
-    let valid = |a: Stat, b: Stat| a.h >= p.min_child_weight && b.h >= p.min_child_weight;
+    let valid = |a: Stat, b: Stat| {
+        a.h >= p.min_child_weight
+            && b.h >= p.min_child_weight
+            && a.n >= p.min_rows
+            && b.n >= p.min_rows
+    };
     let mut left = Stat::default();
     for (i, (s, cut)) in hist.iter().zip(cuts).take(n_bins).enumerate() {
         left.add(*s);
@@ -210,32 +222,79 @@ mod tests {
         lambda: 1.0,
         alpha: 0.0,
         min_child_weight: 1.0,
+        min_rows: 0.0,
     };
 
     #[test]
     fn gain_and_weight_match_xgboost_formulas() {
-        let s = Stat { g: -4.0, h: 3.0 };
+        let s = Stat {
+            g: -4.0,
+            h: 3.0,
+            n: 0.0,
+        };
         assert_eq!(calc_gain(&P, s), 16.0 / 4.0);
         assert_eq!(calc_weight(&P, s), 1.0);
         let l1 = SplitParams { alpha: 1.5, ..P };
         assert_eq!(calc_gain(&l1, s), 2.5 * 2.5 / 4.0);
         assert_eq!(calc_weight(&l1, s), 2.5 / 4.0);
-        assert_eq!(calc_weight(&l1, Stat { g: 1.0, h: 3.0 }), 0.0);
+        assert_eq!(
+            calc_weight(
+                &l1,
+                Stat {
+                    g: 1.0,
+                    h: 3.0,
+                    n: 0.0
+                }
+            ),
+            0.0
+        );
         assert_eq!(threshold_l1(-3.0, 1.0), -2.0);
         // Below min_child_weight nothing counts.
-        assert_eq!(calc_gain(&P, Stat { g: 5.0, h: 0.5 }), 0.0);
-        assert_eq!(calc_weight(&P, Stat { g: 5.0, h: 0.5 }), 0.0);
+        assert_eq!(
+            calc_gain(
+                &P,
+                Stat {
+                    g: 5.0,
+                    h: 0.5,
+                    n: 0.0
+                }
+            ),
+            0.0
+        );
+        assert_eq!(
+            calc_weight(
+                &P,
+                Stat {
+                    g: 5.0,
+                    h: 0.5,
+                    n: 0.0
+                }
+            ),
+            0.0
+        );
     }
 
     #[test]
     fn forward_split_finds_the_separating_bin() {
         // Two bins with opposite gradients and no missing values.
         let hist = [
-            Stat { g: -5.0, h: 5.0 },
-            Stat { g: 5.0, h: 5.0 },
+            Stat {
+                g: -5.0,
+                h: 5.0,
+                n: 0.0,
+            },
+            Stat {
+                g: 5.0,
+                h: 5.0,
+                n: 0.0,
+            },
             Stat::default(),
         ];
-        let parent = Stat { g: 0.0, h: 10.0 };
+        let parent = Stat {
+            g: 0.0,
+            h: 10.0,
+            n: 0.0,
+        };
         let mut best = Candidate::none();
         let f = FeatureHist {
             feature: 3,
@@ -256,11 +315,27 @@ mod tests {
     fn missing_values_learn_a_default_direction() {
         // The missing slot looks like bin 0: the best split sends missing left with bin 0.
         let hist = [
-            Stat { g: -5.0, h: 5.0 },
-            Stat { g: 5.0, h: 5.0 },
-            Stat { g: -4.0, h: 4.0 },
+            Stat {
+                g: -5.0,
+                h: 5.0,
+                n: 0.0,
+            },
+            Stat {
+                g: 5.0,
+                h: 5.0,
+                n: 0.0,
+            },
+            Stat {
+                g: -4.0,
+                h: 4.0,
+                n: 0.0,
+            },
         ];
-        let parent = Stat { g: -4.0, h: 14.0 };
+        let parent = Stat {
+            g: -4.0,
+            h: 14.0,
+            n: 0.0,
+        };
         let mut best = Candidate::none();
         let f = FeatureHist {
             feature: 0,
@@ -272,7 +347,14 @@ mod tests {
         assert!(best.default_left);
         assert_eq!(best.cond, 1.0);
         assert_eq!(best.left_max_bin, 0);
-        assert_eq!(best.left, Stat { g: -9.0, h: 9.0 });
+        assert_eq!(
+            best.left,
+            Stat {
+                g: -9.0,
+                h: 9.0,
+                n: 0.0
+            }
+        );
     }
 
     #[test]

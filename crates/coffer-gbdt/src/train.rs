@@ -41,6 +41,11 @@ pub fn train_with_callback(
     on_round: &mut (dyn FnMut(&RoundLog) + Send),
 ) -> Result<Booster> {
     params.validate()?;
+    if (dtrain.n_rows() as u64) < params.min_leaf_rows {
+        return Err(GbdtError::GroupTooSmall {
+            min_leaf_rows: params.min_leaf_rows,
+        });
+    }
     match params.nthread {
         Some(n) => rayon::ThreadPoolBuilder::new()
             .num_threads(n)

@@ -160,6 +160,38 @@ pub enum Error {
         /// The computation.
         computation: String,
     },
+    /// A constraint this build does not know. Refused rather than ignored, so an older worker
+    /// never drops a newer rule.
+    #[error("computation {computation:?}: unknown constraint {constraint:?}")]
+    UnknownConstraint {
+        /// The computation.
+        computation: String,
+        /// The constraint's name.
+        constraint: String,
+    },
+    /// A known constraint on a computation whose kind does not enforce it.
+    #[error(
+        "computation {computation:?}: kind {kind} does not enforce constraint {constraint:?} \
+         (it enforces: {supported})"
+    )]
+    UnsupportedConstraint {
+        /// The computation.
+        computation: String,
+        /// The computation's kind.
+        kind: &'static str,
+        /// The constraint's name.
+        constraint: String,
+        /// What the kind does enforce, comma-separated, or `none`.
+        supported: String,
+    },
+    /// A dataset's `privacy_unit` is empty or not a plain column name.
+    #[error("dataset {dataset:?}: privacy_unit {reason}")]
+    BadPrivacyUnit {
+        /// The dataset.
+        dataset: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// `governance.update.threshold` is 0 or more than the number of parties.
     #[error(
         "governance threshold {threshold}: must be between 1 and the number of parties ({parties})"

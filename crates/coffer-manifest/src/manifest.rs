@@ -290,6 +290,46 @@ fn validate_datasets(doc: &ManifestDoc) -> Result<(), Error> {
             dataset: dataset.name.clone(),
             reason,
         })?;
+        if let Some(unit) = &dataset.privacy_unit {
+            let plain = !unit.trim().is_empty()
+                && unit.len() <= MAX_NAME_LEN
+                && !unit.chars().any(char::is_control);
+            if !plain {
+                return Err(Error::BadPrivacyUnit {
+                    dataset: dataset.name.clone(),
+                    reason: format!("must be a column name of 1 to {MAX_NAME_LEN} characters"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every constraint must be known, and enforced by the computation's kind.
+fn validate_constraints(c: &Computation) -> Result<(), Error> {
+    if let Some(name) = c.constraints.unknown.keys().next() {
+        return Err(Error::UnknownConstraint {
+            computation: c.name.clone(),
+            constraint: name.clone(),
+        });
+    }
+    let supported = c.kind.supported_constraints();
+    if let Some(name) = c
+        .constraints
+        .names()
+        .into_iter()
+        .find(|n| !supported.contains(n))
+    {
+        return Err(Error::UnsupportedConstraint {
+            computation: c.name.clone(),
+            kind: c.kind.as_str(),
+            constraint: name.to_owned(),
+            supported: if supported.is_empty() {
+                "none".into()
+            } else {
+                supported.join(", ")
+            },
+        });
     }
     Ok(())
 }
@@ -334,6 +374,7 @@ fn validate_computations(doc: &ManifestDoc) -> Result<(), Error> {
                 dataset: dataset.clone(),
             });
         }
+        validate_constraints(c)?;
         if c.recipients.is_empty() {
             return Err(Error::NoRecipients {
                 computation: computation(),

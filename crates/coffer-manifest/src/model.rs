@@ -60,6 +60,11 @@ pub struct Dataset {
     pub uri: String,
     /// `sha256:<64 lowercase hex>` of the whole ciphertext.
     pub digest: String,
+    /// The column that names the person (or other unit) a row is about, e.g. `patient_id`.
+    /// `min_group_size` then counts this dataset's distinct values of it, so one person with
+    /// many rows counts once. Absent: each distinct row counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy_unit: Option<String>,
 }
 
 /// What a computation does.
@@ -103,13 +108,52 @@ pub struct Computation {
 }
 
 /// Output constraints. Unknown constraints are refused rather than ignored: a constraint that
-/// a party signed and no worker enforces would be worse than an error.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// a party signed and no worker enforces would be worse than an error. They are kept, not
+/// rejected by the parser, so that validation can name them ([`crate::Error::UnknownConstraint`])
+/// and a worker can report `unknown_constraint`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Constraints {
-    /// Groups with fewer rows than this are suppressed from SQL outputs.
+    /// `sql`: every released group has at least this many distinct contributors from every
+    /// input. `gbdt_train`: every leaf of every tree covers at least this many training rows.
     #[serde(default)]
     pub min_group_size: Option<u64>,
+    /// Constraints this build does not know; a valid manifest has none.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, serde_json::Value>,
+}
+
+impl Constraints {
+    /// The names of the constraints that are set, known or not.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        if self.min_group_size.is_some() {
+            names.push("min_group_size");
+        }
+        names.extend(self.unknown.keys().map(String::as_str));
+        names
+    }
+}
+
+impl ComputationKind {
+    /// The name as manifests write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sql => "sql",
+            Self::GbdtTrain => "gbdt_train",
+            Self::GbdtPredict => "gbdt_predict",
+            Self::Inference => "inference",
+            Self::Federated => "federated",
+        }
+    }
+
+    /// The constraints this kind enforces. A manifest that sets any other on a computation of
+    /// this kind is refused.
+    pub fn supported_constraints(self) -> &'static [&'static str] {
+        match self {
+            Self::Sql | Self::GbdtTrain => &["min_group_size"],
+            Self::GbdtPredict | Self::Inference | Self::Federated => &[],
+        }
+    }
 }
 
 /// Who must sign an update of this manifest.

@@ -72,9 +72,14 @@ fn validation_refuses_version_and_syntax() {
     assert!(
         matches!(Manifest::from_yaml(&unknown), Err(Error::Syntax { reason }) if reason.contains("colour"))
     );
+    // Issue 12: an unknown constraint is refused by name, never ignored.
     let constraint = yaml.replace("min_group_size: 10", "min_group_size: 10, max_rows: 5");
-    assert!(
-        matches!(Manifest::from_yaml(&constraint), Err(Error::Syntax { reason }) if reason.contains("max_rows"))
+    assert_eq!(
+        Manifest::from_yaml(&constraint),
+        Err(Error::UnknownConstraint {
+            computation: "diagnosis_counts".into(),
+            constraint: "max_rows".into(),
+        })
     );
     let kind = yaml.replace("kind: sql", "kind: shell");
     assert!(matches!(
@@ -207,6 +212,52 @@ fn validation_refuses_bad_datasets() {
     );
 }
 
+/// Issue 12: a constraint a kind does not enforce is refused, naming both.
+#[test]
+fn constraints_must_be_enforced_by_the_kind() {
+    for kind in [
+        ComputationKind::GbdtPredict,
+        ComputationKind::Inference,
+        ComputationKind::Federated,
+    ] {
+        let err = refused(
+            |d| {
+                d.computations[0].kind = kind;
+                d.computations[0].query = None;
+            },
+            "min_group_size",
+        );
+        assert_eq!(
+            err,
+            Error::UnsupportedConstraint {
+                computation: "diagnosis_counts".into(),
+                kind: kind.as_str(),
+                constraint: "min_group_size".into(),
+                supported: "none".into(),
+            }
+        );
+        assert!(err.to_string().contains(kind.as_str()), "{err}");
+    }
+    // gbdt_train enforces it (a row floor per leaf).
+    let (mut d, _) = doc();
+    d.computations[0].kind = ComputationKind::GbdtTrain;
+    d.computations[0].query = None;
+    Manifest::from_doc(d).unwrap();
+    // A privacy unit must be a column name; an absent one hashes as before.
+    let err = refused(
+        |d| d.datasets[0].privacy_unit = Some(" ".into()),
+        "privacy_unit",
+    );
+    assert!(matches!(err, Error::BadPrivacyUnit { .. }), "{err}");
+    let (plain, _) = doc();
+    let mut with_unit = plain.clone();
+    with_unit.datasets[0].privacy_unit = Some("patient_id".into());
+    assert_ne!(
+        Manifest::from_doc(plain).unwrap().hash(),
+        Manifest::from_doc(with_unit).unwrap().hash()
+    );
+}
+
 #[test]
 fn validation_refuses_bad_computations() {
     let name = "diagnosis_counts";
@@ -278,6 +329,7 @@ fn validation_refuses_bad_computations() {
     let (mut d, _) = doc();
     d.computations[0].kind = ComputationKind::Inference;
     d.computations[0].query = None;
+    d.computations[0].constraints.min_group_size = None;
     Manifest::from_doc(d).unwrap();
 }
 

@@ -42,6 +42,7 @@ impl ApiError {
             ("bad_request", _) => S::BAD_REQUEST,
             ("not_found", _) => S::NOT_FOUND,
             ("conflict", _) => S::CONFLICT,
+            ("unavailable", _) => S::SERVICE_UNAVAILABLE,
             _ => S::INTERNAL_SERVER_ERROR,
         }
     }

@@ -75,20 +75,11 @@ pub struct ReleaseRequest {
     pub computation: String,
     /// Each input dataset's digest, as the worker read it.
     pub inputs: BTreeMap<String, String>,
-    /// The job the keys are for: the broker releases keys for a job id once, so a replayed
-    /// job request gets nothing, even after a broker restart.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job: Option<JobRef>,
-}
-
-/// A job, as a release names it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JobRef {
-    /// The job id (hex SHA-256 of the signed job spec).
-    pub id: String,
-    /// The time in the party's signed job spec.
-    pub time: i64,
+    /// The party-signed job the keys are for. The broker checks that a party of the
+    /// manifest signed it for this manifest and computation, that it is fresh, and releases
+    /// keys for its id once (the id is spent with the decision, so a replayed job gets
+    /// nothing, even after a broker restart).
+    pub job: crate::job::SignedJob,
 }
 
 /// The keys of a job's inputs, hex, by dataset.

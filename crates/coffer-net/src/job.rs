@@ -26,6 +26,29 @@ use sha2::{Digest, Sha256};
 pub const JOBS: &str = "/v1/jobs";
 /// `GET`: what a worker says of itself.
 pub const WORKER_INFO: &str = "/v1/info";
+/// Where a worker stores the detail of a failed job, age-encrypted to the party that signed
+/// it: the untrusted side sees only the failed check's name and a fixed message.
+pub fn error_detail_path(job: &str) -> String {
+    format!("errors/{job}.age")
+}
+
+/// What a worker stores at [`error_detail_path`], age-encrypted to the job's signer: the
+/// failure in full, which may quote the collaboration's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureDetail {
+    /// The job's id.
+    pub job: String,
+    /// The error kind (`refused`, `bad_request`, `internal`).
+    pub error: String,
+    /// The failed check.
+    pub check: String,
+    /// The full message.
+    pub message: String,
+    /// Every failed check of an appraisal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+}
+
 /// Domain separation for job signatures.
 pub const JOB_DOMAIN: &[u8] = b"coffer-job-v1\0";
 /// Domain separation for receipt signatures.
@@ -161,12 +184,44 @@ impl JobRequest {
 
     /// Checks the party's signature with `key` (the key the manifest gives the party).
     pub fn verify(&self, key: &VerifyingKey) -> Result<(), JobError> {
-        let bad = || JobError::Signature(self.spec.party.clone());
-        let bytes = STANDARD.decode(&self.signature).map_err(|_| bad())?;
-        let sig = Signature::from_slice(&bytes).map_err(|_| bad())?;
-        key.verify_strict(&self.spec.message()?, &sig)
-            .map_err(|_| bad())
+        verify_spec(&self.spec, &self.signature, key)
     }
+
+    /// The signed spec alone, as a worker shows it to the broker.
+    pub fn signed_job(&self) -> SignedJob {
+        SignedJob {
+            spec: self.spec.clone(),
+            signature: self.signature.clone(),
+        }
+    }
+}
+
+/// A party's signed job spec without the manifest: what a worker shows the broker, which
+/// releases keys only for a job a party of the manifest signed, once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedJob {
+    pub spec: JobSpec,
+    /// Base64 Ed25519 signature over `coffer-job-v1\0` ‖ canonical JSON of `spec`.
+    pub signature: String,
+}
+
+impl SignedJob {
+    pub fn id(&self) -> Result<String, JobError> {
+        self.spec.id()
+    }
+
+    /// Checks the party's signature with `key` (the key the manifest gives the party).
+    pub fn verify(&self, key: &VerifyingKey) -> Result<(), JobError> {
+        verify_spec(&self.spec, &self.signature, key)
+    }
+}
+
+fn verify_spec(spec: &JobSpec, signature: &str, key: &VerifyingKey) -> Result<(), JobError> {
+    let bad = || JobError::Signature(spec.party.clone());
+    let bytes = STANDARD.decode(signature).map_err(|_| bad())?;
+    let sig = Signature::from_slice(&bytes).map_err(|_| bad())?;
+    key.verify_strict(&spec.message()?, &sig).map_err(|_| bad())
 }
 
 /// One output of a job, as stored: encrypted (age) to its recipients.

@@ -23,6 +23,8 @@ pub enum StorageError {
     BadName { name: String, reason: String },
     #[error("object {name:?} is not in storage")]
     NotFound { name: String },
+    #[error("object {name:?} is larger than the limit of {max_bytes} bytes")]
+    TooLarge { name: String, max_bytes: u64 },
     #[error("storage: {0}")]
     Io(String),
 }
@@ -34,6 +36,7 @@ impl StorageError {
             Self::BadUrl { .. } => "storage_url",
             Self::BadName { .. } => "storage_uri",
             Self::NotFound { .. } => "input_missing",
+            Self::TooLarge { .. } => "input_too_large",
             Self::Io(_) => "storage",
         }
     }
@@ -140,6 +143,48 @@ impl Storage {
         }
     }
 
+    /// Reads an object of at most `max_bytes`, hashing it as it streams in; returns the bytes
+    /// and their digest ([`digest`]). A larger object is refused ([`StorageError::TooLarge`])
+    /// as soon as its size or the bytes read so far exceed the limit, before it is held whole.
+    pub async fn get_hashed(
+        &self,
+        name: &str,
+        max_bytes: u64,
+    ) -> Result<(Bytes, String), StorageError> {
+        use futures::StreamExt;
+        let too_large = || StorageError::TooLarge {
+            name: name.to_owned(),
+            max_bytes,
+        };
+        let path = self.object_path(name)?;
+        let r = match self.store.get(&path).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(StorageError::NotFound {
+                    name: name.to_owned(),
+                });
+            }
+            Err(e) => return Err(StorageError::Io(e.to_string())),
+        };
+        if r.meta.size > max_bytes {
+            return Err(too_large());
+        }
+        let mut hasher = Sha256::new();
+        let mut buf = bytes::BytesMut::with_capacity(usize::try_from(r.meta.size).unwrap_or(0));
+        let mut stream = r.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| StorageError::Io(e.to_string()))?;
+            let total = u64::try_from(buf.len().saturating_add(chunk.len())).unwrap_or(u64::MAX);
+            if total > max_bytes {
+                return Err(too_large());
+            }
+            hasher.update(&chunk);
+            buf.extend_from_slice(&chunk);
+        }
+        let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
+        Ok((buf.freeze(), digest))
+    }
+
     /// Writes a whole object, atomically (replacing any earlier one).
     pub async fn put(&self, name: &str, bytes: Bytes) -> Result<(), StorageError> {
         let path = self.object_path(name)?;
@@ -163,6 +208,12 @@ mod tests {
         s.put("a/b.bin", Bytes::from_static(b"xyz")).await.unwrap();
         assert_eq!(&s.get("a/b.bin").await.unwrap()[..], b"xyz");
         assert_eq!(s.get("a/c").await.unwrap_err().check(), "input_missing");
+        let (bytes, d) = s.get_hashed("a/b.bin", 3).await.unwrap();
+        assert_eq!((&bytes[..], d), (&b"xyz"[..], digest(b"xyz")));
+        assert_eq!(
+            s.get_hashed("a/b.bin", 2).await.unwrap_err().check(),
+            "input_too_large"
+        );
         for bad in ["", "/etc/passwd", "a/../../x", "a//b", "s3://x/y"] {
             assert!(s.resolve(bad).is_err(), "{bad}");
         }

@@ -148,6 +148,10 @@ fn judge(resp: &coffer_net::Response) -> Outcome {
         };
     }
     match serde_json::from_slice::<ApiError>(&resp.body) {
+        // A busy worker ran nothing: the job goes back to the queue like an unreachable one.
+        Ok(err) if resp.status == http::StatusCode::SERVICE_UNAVAILABLE => Outcome::Unreachable {
+            reason: err.to_string(),
+        },
         Ok(err) => Outcome::Failed {
             check: err.check.clone(),
             reason: err.to_string(),

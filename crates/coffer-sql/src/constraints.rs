@@ -7,28 +7,47 @@
 //!
 //! # `min_group_size = k`
 //!
+//! Every released group has at least `k` distinct contributors from *every* input of the
+//! query, counted per input, not over joined rows. Without this, a party that owns one side of
+//! a join could single out a row of the other side: `k` fabricated rows joined to one patient
+//! make a group of `k` joined rows whose `avg(age)` is that patient's age.
+//!
+//! A contributor is, per table scan:
+//!
+//! - a distinct value of the table's privacy unit column, when the manifest declares one
+//!   (`privacy_unit: patient_id`), so one person with many rows counts once;
+//! - otherwise a distinct row (all its columns), so duplicated rows count once.
+//!
 //! The query must be an aggregate: below its outermost `Projection`, `Sort`, `Limit`,
 //! `SubqueryAlias`, `Filter` (`HAVING`, or `WHERE` on an aggregated subquery) and `Distinct`
 //! nodes, the first relational node must be an `Aggregate`. Anything else, or a subquery in
 //! one of those outer nodes (it would read rows that no group covers), is refused with
-//! [`SqlError::NotAnAggregate`]. The plan is rewritten so that the aggregate also computes a
-//! hidden `count(*)` over its input rows; directly above it:
+//! [`SqlError::NotAnAggregate`]. Below the aggregate, each table scan is tagged with a hidden
+//! contributor column (see `contributors.rs`); nodes that would lose the tags (a nested
+//! aggregate, `DISTINCT`, `UNION`, a subquery, a semi join) are refused the same way. The
+//! aggregate also computes a hidden `count(*)` and, per input, a hidden
+//! `count(DISTINCT contributor)`; directly above it:
 //!
-//! - with `GROUP BY` (grouping sets included), groups whose hidden count is below `k` are
-//!   filtered out, silently, as they would be from any published table;
+//! - with `GROUP BY` (grouping sets included), groups where any of these counts is below `k`
+//!   are filtered out, silently, as they would be from any published table;
 //! - without `GROUP BY` (one group over all rows), the query fails with
-//!   [`SqlError::GroupTooSmall`] if that group has fewer than `k` rows.
+//!   [`SqlError::GroupTooSmall`] if any count is below `k`.
 //!
-//! A projection then drops the hidden column, so the result has exactly the query's columns,
+//! A projection then drops the hidden columns, so the result has exactly the query's columns,
 //! and every node above the aggregate (`HAVING`, `ORDER BY`, `LIMIT`) sees only the groups that
 //! passed.
 //!
+//! Every table counts, a small lookup table too: a group that stands on one row of a
+//! two-row table is suppressed for any `k > 1`. So is a group of an outer join to which one
+//! side contributed no row.
+//!
 //! # What it does not protect
 //!
-//! The constraint bounds how many input rows stand behind each output row, nothing more:
+//! The constraint bounds how many contributors of each input stand behind each output row,
+//! nothing more:
 //!
-//! - rows are the aggregate's input rows: after a join, one person with many joined rows
-//!   counts many times; `k` counts rows, not distinct individuals;
+//! - without a privacy unit, contributors are rows: one person with `k` distinct rows in one
+//!   table is `k` contributors. Declare the privacy unit of every table about people;
 //! - aggregate functions that return an input value reveal it: `min`, `max`, `first_value`,
 //!   `last_value`, `array_agg` and `string_agg` (which reveal every value in the group),
 //!   `approx_percentile_cont`, `median`;
@@ -36,9 +55,12 @@
 //!   groups of `k` and `k + 1` rows) reveal that row by subtraction; so do a group's `sum`
 //!   and `avg` across overlapping filters. The constraint looks at one query at a time;
 //!   limiting what queries may run (templates, signed by every party) is the manifest's job;
+//! - a party can still fabricate `k` contributors *of its own* table: the threshold protects
+//!   each input's rows from the other parties, not a table from its own owner;
 //! - whether a group exists at all: a suppressed group, or a refused global aggregate, tells
-//!   that fewer than `k` rows matched;
+//!   that fewer than `k` contributors matched;
 //! - timing and result size.
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, BooleanArray, Int64Array, RecordBatch};
@@ -48,7 +70,7 @@ use datafusion::common::{Column, ScalarValue};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::SessionState;
 use datafusion::execution::context::SQLOptions;
-use datafusion::functions_aggregate::expr_fn::count;
+use datafusion::functions_aggregate::expr_fn::{count, count_distinct};
 use datafusion::logical_expr::{
     Aggregate, ColumnarValue, Expr, LogicalPlan, LogicalPlanBuilder, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, Volatility, lit,
@@ -59,16 +81,21 @@ use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use datafusion::sql::sqlparser::dialect::dialect_from_str;
 
 use crate::SqlError;
+use crate::contributors::{UNIT_PREFIX, find, tag_contributors};
 
 /// The name of the hidden per-group row count. Queries may not use it as a column name.
 pub const HIDDEN_COUNT: &str = "__coffer_group_rows";
 
 /// Constraints on a query's output, as a manifest's computation declares them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct OutputConstraints {
-    /// Groups with fewer input rows than this are suppressed (see the module docs).
+    /// Groups with fewer than this many distinct contributors from any one input are
+    /// suppressed (see the module docs).
     pub min_group_size: Option<u64>,
+    /// Table name → the column whose distinct values are its contributors (a person's id).
+    /// A table without one counts distinct rows.
+    pub privacy_units: BTreeMap<String, String>,
 }
 
 impl OutputConstraints {
@@ -80,6 +107,16 @@ impl OutputConstraints {
     /// Sets (or with `None`, clears) `min_group_size`.
     pub fn with_min_group_size(mut self, k: Option<u64>) -> Self {
         self.min_group_size = k;
+        self
+    }
+
+    /// Counts `table`'s contributors by the distinct values of `column`.
+    pub fn with_privacy_unit(
+        mut self,
+        table: impl Into<String>,
+        column: impl Into<String>,
+    ) -> Self {
+        self.privacy_units.insert(table.into(), column.into());
         self
     }
 }
@@ -194,14 +231,18 @@ pub fn apply_constraints(
 ) -> Result<LogicalPlan, SqlError> {
     match constraints.min_group_size {
         None => Ok(plan),
-        Some(k) => suppress_small_groups(plan, k),
+        Some(k) => suppress_small_groups(plan, k, &constraints.privacy_units),
     }
 }
 
 /// Rebuilds the chain of outer nodes over the aggregate with suppression applied below them.
-fn suppress_small_groups(plan: LogicalPlan, k: u64) -> Result<LogicalPlan, SqlError> {
+fn suppress_small_groups(
+    plan: LogicalPlan,
+    k: u64,
+    privacy_units: &BTreeMap<String, String>,
+) -> Result<LogicalPlan, SqlError> {
     match plan {
-        LogicalPlan::Aggregate(aggregate) => suppress_in_aggregate(aggregate, k),
+        LogicalPlan::Aggregate(aggregate) => suppress_in_aggregate(aggregate, k, privacy_units),
         LogicalPlan::Projection(_)
         | LogicalPlan::Sort(_)
         | LogicalPlan::Limit(_)
@@ -213,7 +254,7 @@ fn suppress_small_groups(plan: LogicalPlan, k: u64) -> Result<LogicalPlan, SqlEr
                 [input] => (*input).clone(),
                 _ => return Err(not_an_aggregate(&plan)),
             };
-            let input = suppress_small_groups(input, k)?;
+            let input = suppress_small_groups(input, k, privacy_units)?;
             Ok(plan.with_new_exprs(plan.expressions(), vec![input])?)
         }
         other => Err(not_an_aggregate(&other)),
@@ -243,15 +284,20 @@ fn refuse_subqueries(plan: &LogicalPlan) -> Result<(), SqlError> {
     Ok(())
 }
 
-fn suppress_in_aggregate(aggregate: Aggregate, k: u64) -> Result<LogicalPlan, SqlError> {
-    if aggregate
+fn suppress_in_aggregate(
+    aggregate: Aggregate,
+    k: u64,
+    privacy_units: &BTreeMap<String, String>,
+) -> Result<LogicalPlan, SqlError> {
+    if let Some(f) = aggregate
         .schema
         .fields()
         .iter()
-        .any(|f| f.name() == HIDDEN_COUNT)
+        .find(|f| f.name().starts_with(HIDDEN_COUNT) || f.name().starts_with(UNIT_PREFIX))
     {
         return Err(SqlError::NotAQuery(format!(
-            "the column name {HIDDEN_COUNT} is reserved"
+            "the column name {} is reserved",
+            f.name()
         )));
     }
     let original: Vec<Expr> = aggregate
@@ -261,14 +307,32 @@ fn suppress_in_aggregate(aggregate: Aggregate, k: u64) -> Result<LogicalPlan, Sq
         .map(Expr::Column)
         .collect();
     let grouped = !aggregate.group_expr.is_empty();
+    let tagged = tag_contributors(aggregate.input.as_ref().clone(), privacy_units)?;
     let mut aggr_expr = aggregate.aggr_expr;
     aggr_expr.push(count(lit(1i64)).alias(HIDDEN_COUNT));
-    let counted = Aggregate::try_new(aggregate.input, aggregate.group_expr, aggr_expr)?;
-    let hidden = Expr::Column(Column::new_unqualified(HIDDEN_COUNT));
+    let mut counts = vec![HIDDEN_COUNT.to_owned()];
+    for (i, unit) in tagged.units.iter().enumerate() {
+        let column = find(tagged.plan.schema(), unit).ok_or_else(|| {
+            SqlError::NotAnAggregate(format!("{unit} is lost below the aggregate"))
+        })?;
+        let name = format!("{HIDDEN_COUNT}_{i}");
+        aggr_expr.push(count_distinct(Expr::Column(column)).alias(&name));
+        counts.push(name);
+    }
+    let counted = Aggregate::try_new(Arc::new(tagged.plan), aggregate.group_expr, aggr_expr)?;
+    let hidden: Vec<Expr> = counts
+        .iter()
+        .map(|c| Expr::Column(Column::new_unqualified(c)))
+        .collect();
+    let min = lit(i64::try_from(k).unwrap_or(i64::MAX));
     let keep = if grouped {
-        hidden.gt_eq(lit(i64::try_from(k).unwrap_or(i64::MAX)))
+        hidden
+            .into_iter()
+            .map(|c| c.gt_eq(min.clone()))
+            .reduce(Expr::and)
+            .unwrap_or_else(|| lit(true))
     } else {
-        ScalarUDF::new_from_impl(RequireMinRows::new(k)).call(vec![hidden])
+        ScalarUDF::new_from_impl(RequireMinRows::new(k)).call(hidden)
     };
     Ok(LogicalPlanBuilder::from(LogicalPlan::Aggregate(counted))
         .filter(keep)?
@@ -289,7 +353,7 @@ impl RequireMinRows {
     fn new(min: u64) -> Self {
         Self {
             min,
-            signature: Signature::exact(vec![DataType::Int64], Volatility::Volatile),
+            signature: Signature::variadic(vec![DataType::Int64], Volatility::Volatile),
         }
     }
 }
@@ -308,28 +372,26 @@ impl ScalarUDFImpl for RequireMinRows {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let [counts] = args.args.as_slice() else {
-            return Err(DataFusionError::Internal(format!(
-                "{} takes one argument",
-                self.name()
-            )));
-        };
-        let counts = counts.to_array(args.number_rows)?;
-        let counts = counts
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .ok_or_else(|| DataFusionError::Internal(format!("{} takes Int64", self.name())))?;
         let min = i64::try_from(self.min).unwrap_or(i64::MAX);
-        if counts.iter().any(|n| n.is_none_or(|n| n < min)) {
-            return Err(DataFusionError::External(Box::new(
-                SqlError::GroupTooSmall {
-                    min_group_size: self.min,
-                },
-            )));
+        let mut rows = args.number_rows;
+        for counts in &args.args {
+            let counts = counts.to_array(args.number_rows)?;
+            let counts = counts
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(|| DataFusionError::Internal(format!("{} takes Int64", self.name())))?;
+            if counts.iter().any(|n| n.is_none_or(|n| n < min)) {
+                return Err(DataFusionError::External(Box::new(
+                    SqlError::GroupTooSmall {
+                        min_group_size: self.min,
+                    },
+                )));
+            }
+            rows = counts.len();
         }
         Ok(ColumnarValue::Array(Arc::new(BooleanArray::from(vec![
             true;
-            counts.len()
+            rows
         ]))))
     }
 }

@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod constraints;
+mod contributors;
 mod error;
 pub mod template;
 #[cfg(feature = "tpch")]

@@ -165,3 +165,35 @@ async fn a_global_aggregate_over_enough_rows_passes() {
         .unwrap();
     assert_eq!(pairs(&got), vec![(4, 7)]);
 }
+
+/// Issue 12: a group of `k` identical rows is one contributor, not `k`.
+#[tokio::test]
+async fn duplicated_rows_count_once() {
+    let ctx = context(&[]);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("g", DataType::Int64, false),
+        Field::new("x", DataType::Int64, false),
+    ]));
+    // Group 0: five copies of one row; group 1: three distinct rows.
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![0, 0, 0, 0, 0, 1, 1, 1])),
+            Arc::new(Int64Array::from(vec![7, 7, 7, 7, 7, 1, 2, 3])),
+        ],
+    )
+    .unwrap();
+    let table = MemTable::try_new(schema, vec![vec![batch]]).unwrap();
+    ctx.register_table("d", Arc::new(table)).unwrap();
+    let sql = "SELECT g, count(*) FROM d GROUP BY g";
+    assert_eq!(
+        pairs(&run_constrained(&ctx, sql, &[], &k(3)).await.unwrap()),
+        vec![(1, 3)]
+    );
+    // Counted by a privacy unit, group 1's three rows are three people only if `x` says so.
+    let by_g = k(2).with_privacy_unit("d", "g");
+    assert_eq!(
+        pairs(&run_constrained(&ctx, sql, &[], &by_g).await.unwrap()),
+        Vec::<(i64, i64)>::new()
+    );
+}

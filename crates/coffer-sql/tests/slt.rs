@@ -7,6 +7,9 @@
 //!   under `alpha-pii`), read through `register_encrypted_parquet`;
 //! - `beta_visits (patient_id BIGINT, cost DOUBLE, visit_date DATE)`: encrypted Parquet under
 //!   another party's key (`beta-footer`, uniform encryption);
+//! - `beta_treatments (patient_id BIGINT, treatment VARCHAR, dose BIGINT)`: encrypted Parquet
+//!   under beta's key, holding honest rows and the rows of a malicious beta that probes one of
+//!   alpha's patients (see `attacks.slt`);
 //! - `regions (region VARCHAR, country VARCHAR)`: in memory.
 //!
 //! Each statement's text may begin with directive comments, which the adapter reads (and
@@ -16,6 +19,7 @@
 //! -- coffer: min_group_size 3          the computation's constraints
 //! -- coffer: declare min_age int64     a declared parameter (type name, or a JSON declaration)
 //! -- coffer: give min_age 50           a job's value for it (JSON)
+//! -- coffer: privacy_unit T COLUMN     table T's contributors are its distinct COLUMN values
 //! ```
 //!
 //! With `declare` or `give` present, the values go through `bind_template` first.
@@ -73,6 +77,23 @@ const VISITS: [(i64, f64, i32); 11] = [
     (13, 999.0, 19816), // 2024-04-03
 ];
 
+/// (patient_id, treatment, dose): honest rows, then beta's probe of patient 11 (alpha's only
+/// `rare` patient): three rows that make a group of three joined rows on their own.
+const TREATMENTS: [(i64, &str, i64); 12] = [
+    (1, "rest", 1),
+    (2, "rest", 1),
+    (3, "rest", 2),
+    (4, "tamiflu", 1),
+    (4, "tamiflu", 2),
+    (5, "tamiflu", 1),
+    (5, "tamiflu", 2),
+    (6, "inhaler", 1),
+    (7, "inhaler", 1),
+    (11, "probe_11", 1),
+    (11, "probe_11", 2),
+    (11, "probe_11", 3),
+];
+
 struct CofferDb {
     ctx: SessionContext,
     _dir: tempfile::TempDir,
@@ -123,6 +144,25 @@ fn visits() -> RecordBatch {
     .unwrap()
 }
 
+fn treatments() -> RecordBatch {
+    let schema = Schema::new(vec![
+        Field::new("patient_id", DataType::Int64, false),
+        Field::new("treatment", DataType::Utf8, false),
+        Field::new("dose", DataType::Int64, false),
+    ]);
+    RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(Int64Array::from_iter_values(TREATMENTS.iter().map(|t| t.0))),
+            Arc::new(StringArray::from_iter_values(
+                TREATMENTS.iter().map(|t| t.1),
+            )),
+            Arc::new(Int64Array::from_iter_values(TREATMENTS.iter().map(|t| t.2))),
+        ],
+    )
+    .unwrap()
+}
+
 fn regions() -> RecordBatch {
     let schema = Schema::new(vec![
         Field::new("region", DataType::Utf8, false),
@@ -158,10 +198,21 @@ impl CofferDb {
             &keys,
             &EncryptOptions::new(key("beta-footer")),
         );
+        let treatments_path = dir.path().join("beta_treatments.parquet");
+        write_encrypted(
+            &treatments_path,
+            treatments(),
+            &keys,
+            &EncryptOptions::new(key("beta-footer")),
+        );
 
         let ctx = SessionContext::new();
         let keys: Arc<dyn KeySource> = Arc::new(keys);
-        for (table, path) in [("alpha_patients", &alpha), ("beta_visits", &beta)] {
+        for (table, path) in [
+            ("alpha_patients", &alpha),
+            ("beta_visits", &beta),
+            ("beta_treatments", &treatments_path),
+        ] {
             coffer_sql::register_encrypted_parquet(
                 &ctx,
                 table,
@@ -197,6 +248,9 @@ fn directives(sql: &str) -> Directives {
         match (verb, name, value) {
             (Some("min_group_size"), Some(k), None) => {
                 d.constraints = d.constraints.with_min_group_size(Some(k.parse().unwrap()));
+            }
+            (Some("privacy_unit"), Some(table), Some(column)) => {
+                d.constraints = d.constraints.with_privacy_unit(table, column);
             }
             (Some("declare"), Some(name), Some(ty)) => {
                 let declaration = if ty.starts_with('{') {

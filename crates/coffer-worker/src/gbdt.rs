@@ -46,7 +46,9 @@ pub(crate) async fn train(
         ),
     };
     let map: serde_json::Map<String, serde_json::Value> = params.into_iter().collect();
-    let train_params = Params::from_map(&map).map_err(|e| bad_params(e.to_string()))?;
+    let mut train_params = Params::from_map(&map).map_err(|e| bad_params(e.to_string()))?;
+    // min_group_size: no leaf of any tree covers fewer training rows.
+    train_params.min_leaf_rows = comp.constraints.min_group_size.unwrap_or(0);
 
     // The inputs, decrypted in this session, stacked in the manifest's order.
     // Only the columns the model uses are read, so text columns may sit beside them.
@@ -88,7 +90,12 @@ pub(crate) async fn train(
             &[("train", &data)],
             &mut |log| history.push(log.clone()),
         )
-        .map_err(|e| bad_params(format!("training: {e}")))?;
+        .map_err(|e| match e {
+            coffer_gbdt::GbdtError::GroupTooSmall { .. } => {
+                refused("group_too_small", e.to_string())
+            }
+            _ => bad_params(format!("training: {e}")),
+        })?;
         let model = booster
             .to_json()
             .map_err(|e| internal(format!("model: {e}")))?;

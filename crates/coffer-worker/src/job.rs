@@ -7,7 +7,8 @@ use bytes::Bytes;
 use coffer_attest::ratls::RaTlsCert;
 use coffer_crypto::{KeyId, KeySource, MemoryKeys, SecretKey};
 use coffer_manifest::{Computation, ComputationKind, Manifest, SignatureFile};
-use coffer_net::broker::{JobRef, ReleaseRequest, Released};
+use coffer_net::broker::{ReleaseRequest, Released};
+use coffer_net::job::SignedJob;
 use coffer_net::job::{JobDone, JobRequest, OutputFormat, OutputRef, Receipt};
 use coffer_net::storage::{StorageError, digest};
 use coffer_net::{ApiError, Connection};
@@ -40,7 +41,9 @@ pub(crate) fn internal(message: impl Into<String>) -> ApiError {
 fn storage_error(e: StorageError) -> ApiError {
     match e {
         StorageError::NotFound { .. } => refused(e.check(), e.to_string()),
-        StorageError::BadName { .. } => refused(e.check(), e.to_string()),
+        StorageError::BadName { .. } | StorageError::TooLarge { .. } => {
+            refused(e.check(), e.to_string())
+        }
         _ => internal(e.to_string()),
     }
 }
@@ -52,8 +55,43 @@ fn sql_error(e: SqlError) -> ApiError {
     }
 }
 
-/// Runs `req` to its receipt, or names why not.
+/// Runs `req` to its receipt, or names why not. A failure's detail, which may quote data, is
+/// encrypted to the job's verified signer; the error returned carries only the failed check
+/// and its fixed message (see [`crate::refusal`]).
 pub(crate) async fn run(w: &Worker, req: JobRequest) -> Result<JobDone, ApiError> {
+    let id = req.id().ok();
+    let mut signer = None;
+    match run_checked(w, req, &mut signer).await {
+        Ok(done) => Ok(done),
+        Err(e) => {
+            if let (Some(id), Some(recipient)) = (id, signer) {
+                crate::refusal::store_detail(w, &id, &recipient, &e).await;
+            }
+            Err(crate::refusal::redact(&e))
+        }
+    }
+}
+
+/// Manifest validation failures, with the constraint checks named as the worker reports them.
+fn manifest_error(e: coffer_manifest::Error) -> ApiError {
+    match e {
+        coffer_manifest::Error::UnknownConstraint { .. } => {
+            refused("unknown_constraint", format!("manifest: {e}"))
+        }
+        coffer_manifest::Error::UnsupportedConstraint { .. } => {
+            refused("unsupported_constraint", format!("manifest: {e}"))
+        }
+        _ => bad_request("manifest", format!("manifest: {e}")),
+    }
+}
+
+/// [`run`] without the redaction; sets `signer` to the signer's age recipient once the job's
+/// signature verified.
+async fn run_checked(
+    w: &Worker,
+    req: JobRequest,
+    signer: &mut Option<String>,
+) -> Result<JobDone, ApiError> {
     let now = unix_now();
     let id = req.id().map_err(|e| bad_request("body", e.to_string()))?;
     let spec = &req.spec;
@@ -74,8 +112,7 @@ pub(crate) async fn run(w: &Worker, req: JobRequest) -> Result<JobDone, ApiError
             ),
         ));
     }
-    let manifest = Manifest::from_yaml(&req.manifest)
-        .map_err(|e| bad_request("manifest", format!("manifest: {e}")))?;
+    let manifest = Manifest::from_yaml(&req.manifest).map_err(manifest_error)?;
     if manifest.hash().to_string() != spec.manifest {
         return Err(refused(
             "manifest_hash",
@@ -94,6 +131,7 @@ pub(crate) async fn run(w: &Worker, req: JobRequest) -> Result<JobDone, ApiError
     })?;
     req.verify(&party.key)
         .map_err(|e| refused(e.check(), e.to_string()))?;
+    *signer = Some(party.doc.recipient.clone());
     let comp = manifest.computation(&spec.computation).ok_or_else(|| {
         refused(
             "unknown_computation",
@@ -156,13 +194,11 @@ pub(crate) async fn run(w: &Worker, req: JobRequest) -> Result<JobDone, ApiError
         let bytes = match w.cached_input(&name, &ds.digest) {
             Some(bytes) => bytes,
             None => {
-                let bytes = w.storage.get(&name).await.map_err(storage_error)?;
-                let got = tokio::task::spawn_blocking({
-                    let bytes = bytes.clone();
-                    move || digest(&bytes)
-                })
-                .await
-                .map_err(|e| internal(e.to_string()))?;
+                let (bytes, got) = w
+                    .storage
+                    .get_hashed(&name, w.max_input_bytes)
+                    .await
+                    .map_err(storage_error)?;
                 if got != ds.digest {
                     return Err(refused(
                         "digest_mismatch",
@@ -181,7 +217,7 @@ pub(crate) async fn run(w: &Worker, req: JobRequest) -> Result<JobDone, ApiError
     }
 
     // 3. The keys.
-    let keys = release(w, &manifest, comp, &digests, &id, spec.time).await?;
+    let keys = release(w, &manifest, comp, &digests, &req.signed_job()).await?;
 
     // 4. The computation, then 5. its outputs.
     let outputs = match comp.kind {
@@ -204,7 +240,7 @@ pub(crate) async fn run(w: &Worker, req: JobRequest) -> Result<JobDone, ApiError
             let bound =
                 coffer_sql::bind_template(sql, &comp.params, &spec.params).map_err(sql_error)?;
             let ctx = session(inputs, keys).await?;
-            let (schema, batches) = query(&ctx, comp, &bound).await?;
+            let (schema, batches) = query(&ctx, &manifest, comp, &bound).await?;
             let rows = count_rows(&batches)?;
             let format = spec.format;
             let plain = tokio::task::spawn_blocking(move || encode(format, &schema, &batches))
@@ -294,17 +330,13 @@ async fn release(
     manifest: &Manifest,
     comp: &Computation,
     digests: &BTreeMap<String, String>,
-    job: &str,
-    job_time: i64,
+    signed_job: &SignedJob,
 ) -> Result<BTreeMap<String, SecretKey>, ApiError> {
     let body = serde_json::to_vec(&ReleaseRequest {
         manifest: manifest.hash().to_string(),
         computation: comp.name.clone(),
         inputs: digests.clone(),
-        job: Some(JobRef {
-            id: job.to_owned(),
-            time: job_time,
-        }),
+        job: signed_job.clone(),
     })
     .map_err(|e| internal(e.to_string()))?;
     // One keep-alive connection to the broker, its evidence verified once per connection and
@@ -435,11 +467,17 @@ pub(crate) async fn session(
 /// Plans and runs the computation's query under its constraints.
 async fn query(
     ctx: &SessionContext,
+    manifest: &Manifest,
     comp: &Computation,
     bound: &coffer_sql::BoundTemplate,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), ApiError> {
-    let constraints =
+    let mut constraints =
         OutputConstraints::none().with_min_group_size(comp.constraints.min_group_size);
+    for ds in manifest.input_datasets(comp) {
+        if let Some(unit) = &ds.privacy_unit {
+            constraints = constraints.with_privacy_unit(&ds.name, unit);
+        }
+    }
     let plan =
         coffer_sql::constraints::plan_constrained(ctx, &bound.sql, &bound.params, &constraints)
             .await

@@ -30,6 +30,7 @@
 
 mod gbdt;
 mod job;
+mod refusal;
 pub mod service;
 
 pub use service::{Config, Service, StartError, run};

@@ -41,6 +41,16 @@ pub struct Config {
     pub request_window_secs: i64,
     /// Bytes of verified input ciphertext kept in memory between jobs (0: none).
     pub input_cache_bytes: usize,
+    /// Largest input object a job may name; larger ones are refused (`input_too_large`) while
+    /// streaming, before they are held whole.
+    pub max_input_bytes: u64,
+    /// Wall-clock limit of one job, from its arrival to its receipt (`job_timeout`).
+    pub job_timeout_secs: u64,
+    /// Jobs run at once; a job arriving beyond that is refused (`worker_busy`, HTTP 503) and
+    /// the orchestrator tries again later.
+    pub max_concurrent_jobs: usize,
+    /// Time allowed to read a request's body once its headers arrived (`body_timeout`).
+    pub body_timeout_secs: u64,
 }
 
 impl Config {
@@ -61,6 +71,10 @@ impl Config {
             sim_roots: Vec::new(),
             request_window_secs: 300,
             input_cache_bytes: 2 << 30,
+            max_input_bytes: 8 << 30,
+            job_timeout_secs: 3600,
+            max_concurrent_jobs: 2,
+            body_timeout_secs: 30,
         }
     }
 }
@@ -93,6 +107,12 @@ pub(crate) struct Worker {
     pub(crate) broker: Endpoint,
     pub(crate) storage: Storage,
     pub(crate) window: i64,
+    /// See [`Config::max_input_bytes`].
+    pub(crate) max_input_bytes: u64,
+    job_timeout: std::time::Duration,
+    body_timeout: std::time::Duration,
+    /// One permit per job that may run at once.
+    slots: Arc<tokio::sync::Semaphore>,
     /// Job ids seen, with when they may be forgotten (their signing time plus the window).
     seen: Mutex<HashMap<String, i64>>,
     inputs: Mutex<InputCache>,
@@ -239,6 +259,12 @@ impl Service {
             broker,
             storage,
             window: config.request_window_secs,
+            max_input_bytes: config.max_input_bytes,
+            job_timeout: std::time::Duration::from_secs(config.job_timeout_secs),
+            body_timeout: std::time::Duration::from_secs(config.body_timeout_secs),
+            slots: Arc::new(tokio::sync::Semaphore::new(
+                config.max_concurrent_jobs.max(1),
+            )),
             seen: Mutex::new(HashMap::new()),
             broker_conn: tokio::sync::Mutex::new(None),
             inputs: Mutex::new(InputCache {
@@ -303,16 +329,63 @@ async fn info(State(w): State<Arc<Worker>>) -> axum::Json<WorkerInfo> {
 
 async fn submit(
     State(w): State<Arc<Worker>>,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Result<axum::Json<JobDone>, ApiError> {
+    let body = tokio::time::timeout(
+        w.body_timeout,
+        axum::body::to_bytes(request.into_body(), MAX_BODY),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            "bad_request",
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {} s",
+                w.body_timeout.as_secs()
+            ),
+        )
+    })?
+    .map_err(|_| {
+        ApiError::new(
+            "bad_request",
+            "body",
+            format!("the request body is unreadable or larger than {MAX_BODY} bytes"),
+        )
+    })?;
     let req: JobRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new("bad_request", "body", format!("job request: {e}")))?;
+    let Ok(slot) = Arc::clone(&w.slots).try_acquire_owned() else {
+        return Err(ApiError::new(
+            "unavailable",
+            "worker_busy",
+            "the worker runs as many jobs as it is configured to; try again later",
+        ));
+    };
     let runtime = compute_runtime()?;
-    let done = runtime
-        .spawn(async move { crate::job::run(&w, req).await })
-        .await
-        .map_err(|e| ApiError::new("internal", "internal", format!("job task: {e}")))??;
-    Ok(axum::Json(done))
+    let timeout = w.job_timeout;
+    // The job runs on the compute runtime; at the timeout its task is aborted (dropped at its
+    // next await), and the keys it held are zeroized as they drop.
+    let task = runtime.spawn(async move {
+        let _slot = slot;
+        crate::job::run(&w, req).await
+    });
+    let abort = task.abort_handle();
+    match tokio::time::timeout(timeout, task).await {
+        Ok(joined) => {
+            let done = joined
+                .map_err(|e| ApiError::new("internal", "internal", format!("job task: {e}")))??;
+            Ok(axum::Json(done))
+        }
+        Err(_) => {
+            abort.abort();
+            Err(ApiError::new(
+                "refused",
+                "job_timeout",
+                format!("the job ran longer than {} s", timeout.as_secs()),
+            ))
+        }
+    }
 }
 
 /// Runs a worker until SIGINT or SIGTERM. Prints `listening on https://ADDR` on stdout when

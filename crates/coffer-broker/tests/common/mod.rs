@@ -290,8 +290,30 @@ pub fn release_body(
         "manifest": manifest.hash().to_string(),
         "computation": computation,
         "inputs": inputs,
+        "job": signed_job(manifest, computation, "alpha", now()),
     }))
     .unwrap()
+}
+
+/// A fresh job for `computation` of `manifest`, signed by `party` at `time`.
+pub fn signed_job(
+    manifest: &Manifest,
+    computation: &str,
+    party: &str,
+    time: i64,
+) -> coffer_net::job::SignedJob {
+    coffer_net::job::JobSpec {
+        manifest: manifest.hash().to_string(),
+        computation: computation.to_owned(),
+        params: BTreeMap::new(),
+        format: coffer_net::job::OutputFormat::Csv,
+        party: party.to_owned(),
+        time,
+        nonce: coffer_net::signed::fresh_nonce().unwrap(),
+    }
+    .sign(&party_key(party), String::new(), serde_json::Value::Null)
+    .unwrap()
+    .signed_job()
 }
 
 pub async fn release(

@@ -582,7 +582,7 @@ pub fn tee_backend(backend: Backend) -> coffer_tee::Backend {
 }
 
 /// The sim root in `path` (64 hex digits or 32 raw bytes), else the home's, if any.
-fn sim_root(home: &Home, path: Option<&Path>) -> anyhow::Result<Option<[u8; 32]>> {
+pub fn sim_root(home: &Home, path: Option<&Path>) -> anyhow::Result<Option<[u8; 32]>> {
     let (path, explicit) = match path {
         Some(p) => (p.to_path_buf(), true),
         None => (home.root().join(PLATFORM_PUB_FILE), false),

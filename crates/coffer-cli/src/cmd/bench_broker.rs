@@ -138,11 +138,34 @@ pub fn run(args: &BrokerBenchArgs) -> anyhow::Result<()> {
         ("b_data".to_owned(), format!("sha256:{}", "22".repeat(32))),
     ]
     .into();
-    let body = Arc::new(serde_json::to_vec(&serde_json::json!({
-        "manifest": manifest.hash().to_string(),
-        "computation": "joined",
-        "inputs": inputs,
-    }))?);
+    // Every release is for a fresh job, signed by alpha (a job's keys are released once).
+    let alpha_key = Arc::new(parties[0].signing_key().clone());
+    let ask = {
+        let (hash, inputs, key) = (manifest.hash(), inputs.clone(), Arc::clone(&alpha_key));
+        Arc::new(
+            move || -> anyhow::Result<coffer_net::broker::ReleaseRequest> {
+                let job = coffer_net::job::JobSpec {
+                    manifest: hash.to_string(),
+                    computation: "joined".into(),
+                    params: Default::default(),
+                    format: coffer_net::job::OutputFormat::Csv,
+                    party: "alpha".into(),
+                    time: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)?
+                        .as_secs() as i64,
+                    nonce: coffer_net::signed::fresh_nonce()?,
+                }
+                .sign(&key, String::new(), serde_json::Value::Null)?
+                .signed_job();
+                Ok(coffer_net::broker::ReleaseRequest {
+                    manifest: hash.to_string(),
+                    computation: "joined".into(),
+                    inputs: inputs.clone(),
+                    job,
+                })
+            },
+        )
+    };
 
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -234,18 +257,19 @@ pub fn run(args: &BrokerBenchArgs) -> anyhow::Result<()> {
         let start = Instant::now();
         let threads: Vec<_> = (0..clients)
             .map(|_| {
-                let (broker, verified, inputs, hash) = (
+                let (broker, verified, ask, hash) = (
                     Arc::clone(&broker),
                     verified.clone(),
-                    inputs.clone(),
+                    Arc::clone(&ask),
                     manifest.hash(),
                 );
                 std::thread::spawn(move || {
                     let mut lat = Vec::new();
                     while start.elapsed() < span {
+                        let Ok(request) = ask() else { break };
                         let t = Instant::now();
                         if broker
-                            .release(&hash, "joined", &inputs, &verified, now)
+                            .release(&hash, &request, &verified, 300, now)
                             .is_err()
                         {
                             break;
@@ -271,13 +295,18 @@ pub fn run(args: &BrokerBenchArgs) -> anyhow::Result<()> {
             let start = Instant::now();
             let mut tasks = Vec::new();
             for _ in 0..clients {
-                let (endpoint, worker, body) =
-                    (endpoint.clone(), Arc::clone(&worker), Arc::clone(&body));
+                let (endpoint, worker, ask) =
+                    (endpoint.clone(), Arc::clone(&worker), Arc::clone(&ask));
                 tasks.push(tokio::spawn(async move {
                     let config = coffer_net::client_config(Some(&worker))?;
                     let mut lat = Vec::new();
                     let mut conn = Connection::connect(&endpoint, Arc::clone(&config)).await?;
                     while start.elapsed() < span {
+                        let body = if path == "/v1/info" {
+                            Vec::new()
+                        } else {
+                            serde_json::to_vec(&ask()?)?
+                        };
                         let t = Instant::now();
                         if fresh {
                             conn = Connection::connect(&endpoint, Arc::clone(&config)).await?;
@@ -285,7 +314,7 @@ pub fn run(args: &BrokerBenchArgs) -> anyhow::Result<()> {
                         let r = if path == "/v1/info" {
                             conn.send(Method::GET, path, &[], Vec::new()).await?
                         } else {
-                            conn.send(Method::POST, path, &[], body.to_vec()).await?
+                            conn.send(Method::POST, path, &[], body).await?
                         };
                         anyhow::ensure!(
                             r.status.is_success(),

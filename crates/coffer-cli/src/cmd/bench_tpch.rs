@@ -139,6 +139,7 @@ pub fn run(args: &TpchArgs) -> anyhow::Result<()> {
 
     // The broker and the worker, each on its own runtime as in their own processes.
     let platform = dir.join("sim-platform");
+    let sim_pub = platform.join(coffer_tee::sim::PLATFORM_PUB_FILE);
     let broker_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -200,7 +201,7 @@ pub fn run(args: &TpchArgs) -> anyhow::Result<()> {
         let options = AttestOptions {
             policy: None,
             allow_simulation: true,
-            sim_root: None,
+            sim_root: Some(super::attest::read_sim_root(&sim_pub)?),
             verifier: None,
         };
         let (mut session, _pin) = BrokerSession::attest(&broker_url, &options).await?;

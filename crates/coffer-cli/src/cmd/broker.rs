@@ -65,8 +65,9 @@ pub struct AttestArgs {
     /// Accept simulated evidence. It proves nothing: use for development only
     #[arg(long)]
     allow_simulation: bool,
-    /// The sim platform public key to trust (64 hex digits) [default: the broker's own, on
-    /// first use]
+    /// The sim platform public key to trust (a file of 64 hex digits, e.g. the broker host's
+    /// sim-platform.pub) [default: this home's sim-platform.pub, if any]. Simulated evidence is
+    /// never trusted from the key it names itself
     #[arg(long, value_name = "FILE")]
     sim_root: Option<PathBuf>,
     /// Print the pin as JSON
@@ -196,11 +197,7 @@ fn attest(home: &Home, args: &AttestArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(super::attest::load_policy)
         .transpose()?;
-    let sim_root = args
-        .sim_root
-        .as_deref()
-        .map(super::attest::read_sim_root)
-        .transpose()?;
+    let sim_root = super::attest::sim_root(home, args.sim_root.as_deref())?;
     let options = AttestOptions {
         policy,
         allow_simulation: args.allow_simulation,
@@ -217,6 +214,13 @@ fn attest(home: &Home, args: &AttestArgs) -> anyhow::Result<()> {
         pin.audit_head = old.audit_head;
     }
     save_pin(home, &endpoint, &pin)?;
+    if pin.policy.is_none() {
+        eprintln!(
+            "WARNING: no --policy given: pinned the TEE and measurement this broker showed on \
+             first contact (trust on first use). Check them against what you expect, or attest \
+             again with --policy FILE."
+        );
+    }
     if pin.simulated {
         eprintln!(
             "WARNING: {} runs in SIMULATION mode: its evidence proves nothing, and the host can \

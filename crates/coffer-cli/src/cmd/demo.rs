@@ -278,6 +278,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&svc_home)?;
     let platform = dir.join("sim-platform");
     let platform_s = path_str(&platform)?.to_owned();
+    // The parties trust simulated evidence only from this platform key, which they take
+    // from the (simulated) platform, never from the evidence.
+    let sim_pub = path_str(&platform.join(coffer_tee::sim::PLATFORM_PUB_FILE))?.to_owned();
     let broker = start(
         &mut services,
         &svc_home,
@@ -360,7 +363,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         };
         let _ = writeln!(
             datasets_yaml,
-            "  - name: {dataset}\n    owner: {party}\n    uri: \"{object}\"\n    digest: \"{digest}\""
+            "  - name: {dataset}\n    owner: {party}\n    uri: \"{object}\"\n    digest: \"{digest}\"\n    \
+             privacy_unit: patient_id"
         );
     }
     let manifest = format!(
@@ -396,6 +400,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
                 "--broker",
                 &broker,
                 "--allow-simulation",
+                "--sim-root",
+                &sim_pub,
             ],
         )?;
     }

@@ -54,6 +54,21 @@ pub struct WorkerServeArgs {
     /// Seconds a job's signing time may differ from the worker's clock
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     request_window: i64,
+    /// Largest input object a job may read (refused as input_too_large while streaming)
+    #[arg(long, default_value_t = 8 << 30, value_name = "BYTES")]
+    max_input_bytes: u64,
+    /// Wall-clock limit of one job (refused as job_timeout)
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    job_timeout: u64,
+    /// Jobs run at once; more are refused as worker_busy and requeued by the orchestrator
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    max_concurrent_jobs: usize,
+    /// Verified input ciphertext kept in memory between jobs (0: none)
+    #[arg(long, default_value_t = 2 << 30, value_name = "BYTES")]
+    input_cache_bytes: usize,
+    /// Time allowed to read a job request's body (refused as body_timeout)
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    body_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,6 +179,10 @@ pub struct WaitArgs {
     /// Give up after this many seconds (exit 2)
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     timeout: u64,
+    /// Storage (file:///DIR or a directory): if the job fails, read the worker's detail of the
+    /// failure there, encrypted to this party if it signed the job
+    #[arg(long, value_name = "URL")]
+    storage: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,6 +254,11 @@ pub fn worker(home: &Home, command: WorkerCommand) -> anyhow::Result<()> {
     );
     config.sim_roots = parse_sim_roots(&args.sim_root)?;
     config.request_window_secs = args.request_window;
+    config.max_input_bytes = args.max_input_bytes;
+    config.job_timeout_secs = args.job_timeout;
+    config.max_concurrent_jobs = args.max_concurrent_jobs;
+    config.input_cache_bytes = args.input_cache_bytes;
+    config.body_timeout_secs = args.body_timeout;
     coffer_worker::run(config).map_err(|e| match e {
         coffer_worker::StartError::Bind { .. } | coffer_worker::StartError::Broker(_) => {
             anyhow::Error::new(Usage(e.to_string()))
@@ -368,7 +392,7 @@ pub fn job(home: &Home, command: JobCommand) -> anyhow::Result<()> {
             print_status(&status);
             Ok(())
         }
-        JobCommand::Wait(args) => wait(&args),
+        JobCommand::Wait(args) => wait(home, &args),
     }
 }
 
@@ -456,7 +480,47 @@ fn print_status(s: &JobStatus) {
     }
 }
 
-fn wait(args: &WaitArgs) -> anyhow::Result<()> {
+/// The refusal of a failed job: its check and fixed message from the orchestrator, and, when
+/// `storage` holds the worker's detail encrypted to this party (it signed the job), the
+/// detail. The detail may quote this collaboration's data: it is shown, never stored.
+fn failed(home: &Home, storage: Option<&str>, status: &JobStatus) -> anyhow::Error {
+    let mut text = format!(
+        "job {} failed: [{}] {}",
+        status.id,
+        status.check.as_deref().unwrap_or("unknown"),
+        status.reason.as_deref().unwrap_or("no reason given")
+    );
+    if let Some(detail) = storage.and_then(|s| failure_detail(home, s, &status.id)) {
+        text.push_str("\nworker's detail (encrypted to you):\n");
+        text.push_str(&detail);
+    }
+    Refused(text).into()
+}
+
+/// The worker's detail of job `id`'s failure, if storage holds one this party can decrypt.
+fn failure_detail(home: &Home, storage: &str, id: &str) -> Option<String> {
+    let identity = Identity::load(home).ok()?;
+    let storage = Storage::open(storage).ok()?;
+    let sealed = runtime()
+        .ok()?
+        .block_on(storage.get(&coffer_net::job::error_detail_path(id)))
+        .ok()?;
+    let mut plain = Vec::new();
+    coffer_crypto::delivery::decrypt_with(identity.age_identity(), sealed.as_ref(), &mut plain)
+        .ok()?;
+    let detail: coffer_net::job::FailureDetail = serde_json::from_slice(&plain).ok()?;
+    // A detail moved here from another job is not this job's.
+    if detail.job != id {
+        return None;
+    }
+    let mut text = format!("  [{}] {}", detail.check, detail.message);
+    for r in &detail.reasons {
+        text.push_str(&format!("\n    - {r}"));
+    }
+    Some(text)
+}
+
+fn wait(home: &Home, args: &WaitArgs) -> anyhow::Result<()> {
     let bar = indicatif::ProgressBar::new_spinner();
     bar.enable_steady_tick(Duration::from_millis(120));
     let started = Instant::now();
@@ -496,13 +560,7 @@ fn wait(args: &WaitArgs) -> anyhow::Result<()> {
             println!("job {} done in {:.1?}", status.id, started.elapsed());
             Ok(())
         }
-        _ => Err(Refused(format!(
-            "job {} failed: [{}] {}",
-            status.id,
-            status.check.as_deref().unwrap_or("unknown"),
-            status.reason.as_deref().unwrap_or("no reason given")
-        ))
-        .into()),
+        _ => Err(failed(home, args.storage.as_deref(), &status)),
     }
 }
 
@@ -510,6 +568,9 @@ pub fn result(home: &Home, command: ResultCommand) -> anyhow::Result<()> {
     let ResultCommand::Get(args) = command;
     get(home, &args)
 }
+
+/// How far in the future a receipt's time may be (clock skew between worker and party).
+const RECEIPT_CLOCK_SKEW_SECS: i64 = 300;
 
 /// Every check a recipient makes before trusting a job's output.
 pub fn verify_receipt(
@@ -523,7 +584,17 @@ pub fn verify_receipt(
     let cert = receipt
         .verify_signature()
         .map_err(|e| refuse(e.check(), e.to_string()))?;
-    let verified = cert.verify_bound(verifier, None, now).map_err(|failed| {
+    // The worker's certificate and evidence are judged as of the receipt's signing time: a
+    // result stays verifiable after the certificate's short life, and a receipt dated outside
+    // that life is refused ([certificate_expired]).
+    let at = receipt.receipt.time;
+    if at > now.saturating_add(RECEIPT_CLOCK_SKEW_SECS) {
+        return Err(refuse(
+            "receipt_time",
+            format!("the receipt is dated {at}, after now ({now})"),
+        ));
+    }
+    let verified = cert.verify_bound(verifier, None, at).map_err(|failed| {
         refuse(
             "worker_attestation",
             format!(
@@ -536,7 +607,7 @@ pub fn verify_receipt(
             ),
         )
     })?;
-    let failed = manifest.policy().check(&verified, now);
+    let failed = manifest.policy().check(&verified, at);
     if !failed.is_empty() {
         return Err(refuse(
             "worker_attestation",
@@ -625,15 +696,7 @@ fn get(home: &Home, args: &GetArgs) -> anyhow::Result<()> {
     let status = rt.block_on(job_status(&args.orchestrator, &args.id))?;
     let receipt = match (status.state, &status.receipt) {
         (JobState::Done, Some(r)) => r.clone(),
-        (JobState::Failed, _) => {
-            return Err(Refused(format!(
-                "job {} failed: [{}] {}",
-                args.id,
-                status.check.as_deref().unwrap_or("unknown"),
-                status.reason.as_deref().unwrap_or("")
-            ))
-            .into());
-        }
+        (JobState::Failed, _) => return Err(failed(home, Some(&args.storage), &status)),
         (state, _) => {
             return Err(Usage(format!("job {} is {}, not done", args.id, state.name())).into());
         }

@@ -69,6 +69,30 @@ fn three_parties_through_a_real_broker() {
     let err = alpha.fails(1, &["broker", "attest", "--broker", url]);
     assert!(err.contains("[simulation]"), "{err}");
     assert!(!alpha.home().join("brokers").exists());
+    // Issue 12: and a platform key the party names; the one in the evidence never counts.
+    let err = alpha.fails(
+        1,
+        &["broker", "attest", "--broker", url, "--allow-simulation"],
+    );
+    assert!(err.contains("[sim_root]"), "{err}");
+    assert!(!alpha.home().join("brokers").exists());
+    let other_root = alpha.path("other.pub");
+    std::fs::write(&other_root, "ab".repeat(32)).unwrap();
+    alpha.fails(
+        1,
+        &[
+            "broker",
+            "attest",
+            "--broker",
+            url,
+            "--allow-simulation",
+            "--sim-root",
+            other_root.to_str().unwrap(),
+        ],
+    );
+    assert!(!alpha.home().join("brokers").exists());
+    let sim_pub = ops.path().join("operator/sim-platform.pub");
+    let sim_pub = sim_pub.to_str().unwrap();
     // Calls to a broker that was never attested are refused before connecting.
     let err = alpha.fails(
         2,
@@ -82,6 +106,8 @@ fn three_parties_through_a_real_broker() {
             "--broker",
             url,
             "--allow-simulation",
+            "--sim-root",
+            sim_pub,
             "--json",
         ]);
         let pin: serde_json::Value = serde_json::from_str(&out).unwrap();

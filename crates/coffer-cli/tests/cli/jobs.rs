@@ -362,6 +362,11 @@ fn demo_then_every_refusal_end_to_end() {
     };
     let o1 = orch(&worker.url, "o1.sqlite");
     let manifest = w.join("manifest.yaml");
+    let sim_pub = platform
+        .join("sim-platform.pub")
+        .to_str()
+        .unwrap()
+        .to_owned();
 
     // A job that works, to replay later.
     let good = signed_job(&alpha, &manifest, "outcomes_by_diagnosis");
@@ -502,6 +507,8 @@ fn demo_then_every_refusal_end_to_end() {
                     "--broker",
                     &broker.url,
                     "--allow-simulation",
+                    "--sim-root",
+                    &sim_pub,
                 ],
             );
         }
@@ -579,6 +586,128 @@ fn demo_then_every_refusal_end_to_end() {
         &signed_job(&beta, &w.join("predict-both.yaml"), "readmission_scores"),
     );
     refused(&beta, &o1.url, &id, "predict_recipients", &storage);
+
+    // Issue 12: errors that would quote data reach the orchestrator as a check and a fixed
+    // message only; the detail is encrypted to the signer, who reads it with --storage.
+    let leaky = w.join("leaky.yaml");
+    std::fs::write(
+        &leaky,
+        demo_yaml
+            .replace("id: coffer-demo-hospitals", "id: leaky-errors")
+            .split("computations:\n")
+            .next()
+            .unwrap()
+            .to_owned()
+            + "computations:\n  - name: cast_diagnosis\n    kind: sql\n    query: SELECT CAST(diagnosis \
+               AS INT) AS d, count(*) AS n FROM alpha_patients GROUP BY 1\n    inputs: \
+               [alpha_patients]\n    recipients: [alpha]\n  - name: age_as_label\n    kind: \
+               gbdt_train\n    inputs: [alpha_patients]\n    params: {label: age, features: \
+               [patient_id], objective: \"binary:logistic\", num_boost_round: 2}\n    \
+               recipients: [alpha]\ngovernance: {update: all}\n",
+    )
+    .unwrap();
+    for home in [&alpha, &beta] {
+        ok(home, &["manifest", "sign", leaky.to_str().unwrap()]);
+    }
+    ok(
+        &alpha,
+        &[
+            "broker",
+            "attest",
+            "--broker",
+            &broker.url,
+            "--allow-simulation",
+            "--sim-root",
+            &sim_pub,
+        ],
+    );
+    ok(
+        &alpha,
+        &[
+            "manifest",
+            "submit",
+            leaky.to_str().unwrap(),
+            "--broker",
+            &broker.url,
+        ],
+    );
+    ok(
+        &alpha,
+        &[
+            "key",
+            "grant",
+            "--dataset",
+            "alpha_patients",
+            "--key",
+            "alpha.patients",
+            "--manifest",
+            leaky.to_str().unwrap(),
+            "--broker",
+            &broker.url,
+        ],
+    );
+    for (computation, check, quoted) in [
+        ("cast_diagnosis", "query", "Cannot cast"),
+        ("age_as_label", "bad_params", "out of range"),
+    ] {
+        let id = post(&o1.url, &signed_job(&alpha, &leaky, computation));
+        refused(&alpha, &o1.url, &id, check, &storage);
+        // The orchestrator's view names the check, never the engine's words.
+        let status = coffer(
+            &alpha,
+            &["job", "status", &id, "--orchestrator", &o1.url, "--json"],
+        );
+        let status = String::from_utf8_lossy(&status.stdout).into_owned();
+        assert!(status.contains(check), "{status}");
+        assert!(
+            !status.contains(quoted),
+            "the orchestrator sees {quoted:?}: {status}"
+        );
+        // The signer reads the detail; the other party cannot decrypt it.
+        let wait = |home: &Path| {
+            let out = coffer(
+                home,
+                &[
+                    "job",
+                    "wait",
+                    &id,
+                    "--orchestrator",
+                    &o1.url,
+                    "--storage",
+                    &storage_s,
+                ],
+            );
+            assert_eq!(out.status.code(), Some(1));
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        };
+        let mine = wait(&alpha);
+        assert!(mine.contains(quoted), "{computation}: {mine}");
+        assert!(!wait(&beta).contains(quoted), "beta read alpha's detail");
+        assert!(
+            storage
+                .join(coffer_net::job::error_detail_path(&id))
+                .exists()
+        );
+    }
+    // Neither the quoted words, nor any diagnosis the cast error quoted, nor the label the
+    // trainer named, is readable anywhere the orchestrator or storage keeps bytes.
+    let quoted_words = [
+        "Cannot cast",
+        "out of range",
+        "hypertension",
+        "diabetes",
+        "migraine",
+    ];
+    for f in files_under(&storage).into_iter().chain(files_under(&svc)) {
+        let bytes = std::fs::read(&f).unwrap();
+        for n in quoted_words {
+            assert!(
+                !bytes.windows(n.len()).any(|win| win == n.as_bytes()),
+                "{} contains {n:?}",
+                f.display()
+            );
+        }
+    }
 
     // 1. A query that is not in the manifest.
     let id = post(&o1.url, &signed_job(&alpha, &manifest, "select_everything"));

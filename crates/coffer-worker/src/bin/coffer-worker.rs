@@ -5,6 +5,8 @@
 //! ```text
 //! coffer-worker serve --listen ADDR --tee sim|gramine|tsm|nitro --broker URL --storage URL
 //!                     [--sim-platform DIR] [--sim-root HEX]... [--request-window SECS]
+//!                     [--max-input-bytes N] [--job-timeout SECS] [--max-concurrent-jobs N]
+//!                     [--input-cache-bytes N] [--body-timeout SECS]
 //! ```
 //!
 //! Exit codes: 0 stopped by a signal, 1 refused to start, 2 usage or I/O error.
@@ -16,7 +18,17 @@ use std::process::ExitCode;
 use coffer_worker::{Config, StartError, run};
 
 const USAGE: &str = "usage: coffer-worker serve --listen ADDR --tee sim|gramine|tsm|nitro \
---broker URL --storage URL [--sim-platform DIR] [--sim-root HEX]... [--request-window SECS]";
+--broker URL --storage URL [--sim-platform DIR] [--sim-root HEX]... [--request-window SECS] \
+[--max-input-bytes N] [--job-timeout SECS] [--max-concurrent-jobs N] [--input-cache-bytes N] \
+[--body-timeout SECS]";
+
+/// Parses a flag's numeric value, naming the flag on failure.
+fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    v.parse().map_err(|e| format!("{flag} {v:?}: {e}"))
+}
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
     match args.next().as_deref() {
@@ -28,6 +40,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
         (None, None, None, None, None);
     let mut sim_roots = Vec::new();
     let mut window = 300i64;
+    let mut limits: Vec<(String, String)> = Vec::new();
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -59,6 +72,14 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
                     .parse()
                     .map_err(|e| format!("--request-window {v:?}: {e}"))?;
             }
+            "--max-input-bytes"
+            | "--job-timeout"
+            | "--max-concurrent-jobs"
+            | "--input-cache-bytes"
+            | "--body-timeout" => {
+                let v = value()?;
+                limits.push((flag.clone(), v));
+            }
             other => return Err(format!("unknown option {other:?}\n{USAGE}")),
         }
     }
@@ -73,6 +94,15 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
     );
     config.sim_roots = sim_roots;
     config.request_window_secs = window;
+    for (flag, v) in limits {
+        match flag.as_str() {
+            "--max-input-bytes" => config.max_input_bytes = number(&flag, &v)?,
+            "--job-timeout" => config.job_timeout_secs = number(&flag, &v)?,
+            "--max-concurrent-jobs" => config.max_concurrent_jobs = number(&flag, &v)?,
+            "--input-cache-bytes" => config.input_cache_bytes = number(&flag, &v)?,
+            _ => config.body_timeout_secs = number(&flag, &v)?,
+        }
+    }
     Ok(config)
 }
 

@@ -1,0 +1,277 @@
+//! The worker's refusals, each through a real (in-process) worker over RA-TLS: the failed check
+//! is named, the answer carries only that check's fixed message, nothing is stored under
+//! `results/`, and a job whose signature verified has its detail encrypted to its signer at
+//! `errors/<job>.age` (issue 12). Every case here is refused before any key is asked for; the
+//! broker URL points at a closed port, so no key could be released.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+use std::path::Path;
+
+use coffer_client::Identity;
+use coffer_manifest::{Manifest, SignatureFile};
+use coffer_net::job::{JobRequest, JobSpec, OutputFormat};
+use coffer_net::{ApiError, Connection, Endpoint};
+
+const MAX_INPUT: u64 = 1_000;
+
+fn sha(bytes: &[u8]) -> String {
+    coffer_net::storage::digest(bytes)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A one-party manifest over the objects in `storage`: `small` (pinned right), `big` (over
+/// the worker's input limit), `wrong_pin` (pinned to other bytes) and `missing`.
+fn manifest_yaml(alpha: &Identity, constraints: &str) -> String {
+    let p = alpha.public();
+    format!(
+        "version: 1\nid: refusals\nparties:\n  - name: alpha\n    signing_key: \"{}\"\n    \
+         recipient: \"{}\"\nenclave:\n  tee: [sim]\n  measurements: [\"sim:measurement={}\"]\n  \
+         allow_simulation: true\ndatasets:\n  - {{name: small, owner: alpha, uri: \
+         \"alpha/small.bin\", digest: \"{}\"}}\n  - {{name: big, owner: alpha, uri: \
+         \"alpha/big.bin\", digest: \"{}\"}}\n  - {{name: wrong_pin, owner: alpha, uri: \
+         \"alpha/small.bin\", digest: \"{}\"}}\n  - {{name: missing, owner: alpha, uri: \
+         \"alpha/none.bin\", digest: \"{}\"}}\ncomputations:\n\
+         {}\ngovernance: {{update: all}}\n",
+        p.signing_key,
+        p.recipient,
+        "ab".repeat(48),
+        sha(&[1; 100]),
+        sha(&[2; 2_000]),
+        sha(b"other bytes"),
+        sha(b"never stored"),
+        ["small", "big", "wrong_pin", "missing"]
+            .iter()
+            .map(|d| format!(
+                "  - {{name: read_{d}, kind: sql, query: \"SELECT count(*) FROM {d}\", \
+                 inputs: [{d}], recipients: [alpha]{constraints}}}\n"
+            ))
+            .collect::<String>(),
+    )
+}
+
+fn signatures(m: &Manifest, signer: &Identity) -> serde_json::Value {
+    let mut sigs = SignatureFile::new(m.hash());
+    sigs.add(
+        m.hash(),
+        coffer_manifest::sign(m, None, signer.name(), signer.signing_key()).unwrap(),
+    )
+    .unwrap();
+    serde_json::from_str(&sigs.to_json().unwrap()).unwrap()
+}
+
+struct Job {
+    yaml: String,
+    manifest_hash: String,
+    computation: String,
+    party: String,
+    time: i64,
+    key: ed25519_dalek::SigningKey,
+    sigs: serde_json::Value,
+}
+
+impl Job {
+    fn new(yaml: &str, alpha: &Identity, computation: &str) -> Self {
+        let (manifest_hash, sigs) = match Manifest::from_yaml(yaml) {
+            Ok(m) => (m.hash().to_string(), signatures(&m, alpha)),
+            Err(_) => (format!("sha256:{}", "00".repeat(32)), serde_json::json!({})),
+        };
+        Self {
+            yaml: yaml.to_owned(),
+            manifest_hash,
+            computation: computation.to_owned(),
+            party: "alpha".into(),
+            time: now(),
+            key: alpha.signing_key().clone(),
+            sigs,
+        }
+    }
+
+    fn request(&self) -> JobRequest {
+        JobSpec {
+            manifest: self.manifest_hash.clone(),
+            computation: self.computation.clone(),
+            params: Default::default(),
+            format: OutputFormat::Csv,
+            party: self.party.clone(),
+            time: self.time,
+            nonce: coffer_net::signed::fresh_nonce().unwrap(),
+        }
+        .sign(&self.key, self.yaml.clone(), self.sigs.clone())
+        .unwrap()
+    }
+}
+
+async fn post(url: &str, req: &JobRequest) -> (u16, ApiError) {
+    let mut conn = Connection::connect(
+        &Endpoint::parse(url).unwrap(),
+        coffer_net::client_config(None).unwrap(),
+    )
+    .await
+    .unwrap();
+    let resp = conn
+        .send(
+            http::Method::POST,
+            coffer_net::job::JOBS,
+            &[],
+            serde_json::to_vec(req).unwrap(),
+        )
+        .await
+        .unwrap();
+    let err = serde_json::from_slice(&resp.body)
+        .unwrap_or_else(|_| panic!("not an error body: {:?}", resp.body));
+    (resp.status.as_u16(), err)
+}
+
+fn detail(storage: &Path, id: &str, who: &Identity) -> Option<String> {
+    let sealed = std::fs::read(storage.join(coffer_net::job::error_detail_path(id))).ok()?;
+    let mut plain = Vec::new();
+    coffer_crypto::delivery::decrypt_with(who.age_identity(), sealed.as_slice(), &mut plain)
+        .ok()?;
+    Some(String::from_utf8(plain).unwrap())
+}
+
+#[test]
+fn every_refusal_is_named_redacted_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("storage");
+    std::fs::create_dir_all(storage.join("alpha")).unwrap();
+    std::fs::write(storage.join("alpha/small.bin"), [1u8; 100]).unwrap();
+    std::fs::write(storage.join("alpha/big.bin"), [2u8; 2_000]).unwrap();
+    let alpha = Identity::generate("alpha").unwrap();
+    let mallory = Identity::generate("alpha").unwrap();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut config = coffer_worker::Config::new(
+        "127.0.0.1:0".parse().unwrap(),
+        coffer_tee::Backend::Sim,
+        "https://127.0.0.1:9".into(),
+        storage.to_str().unwrap().into(),
+        dir.path().join("platform"),
+    );
+    config.max_input_bytes = MAX_INPUT;
+    let service = rt.block_on(coffer_worker::Service::bind(config)).unwrap();
+    let url = format!("https://{}", service.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    rt.spawn(service.serve(async {
+        let _ = stopped.await;
+    }));
+
+    let yaml = manifest_yaml(&alpha, "");
+    let good = || Job::new(&yaml, &alpha, "read_small");
+    // (case, job, check, whether the signer was verified and gets the detail)
+    let mut cases: Vec<(&str, Job, &str, bool)> = Vec::new();
+    let mut j = good();
+    j.time -= 3_600;
+    cases.push(("an hour old", j, "stale_request", false));
+    let mut j = good();
+    j.manifest_hash = format!("sha256:{}", "11".repeat(32));
+    cases.push(("another manifest's hash", j, "manifest_hash", false));
+    let mut j = good();
+    j.party = "mallory".into();
+    cases.push(("a stranger", j, "unknown_party", false));
+    let mut j = good();
+    j.key = mallory.signing_key().clone();
+    cases.push(("signed by another key", j, "job_signature", false));
+    cases.push((
+        "unknown constraint",
+        Job::new(
+            &manifest_yaml(&alpha, ", constraints: {max_rows: 5}"),
+            &alpha,
+            "read_small",
+        ),
+        "unknown_constraint",
+        false,
+    ));
+    cases.push((
+        "no such computation",
+        Job::new(&yaml, &alpha, "select_everything"),
+        "unknown_computation",
+        true,
+    ));
+    cases.push((
+        "input pinned to other bytes",
+        Job::new(&yaml, &alpha, "read_wrong_pin"),
+        "digest_mismatch",
+        true,
+    ));
+    cases.push((
+        "input over the size limit",
+        Job::new(&yaml, &alpha, "read_big"),
+        "input_too_large",
+        true,
+    ));
+    cases.push((
+        "input not in storage",
+        Job::new(&yaml, &alpha, "read_missing"),
+        "input_missing",
+        true,
+    ));
+    cases.push((
+        "broker unreachable",
+        Job::new(&yaml, &alpha, "read_small"),
+        "broker_unavailable",
+        true,
+    ));
+
+    rt.block_on(async {
+        for (case, job, check, signer_known) in &cases {
+            let req = job.request();
+            let id = req.id().unwrap();
+            let (status, err) = post(&url, &req).await;
+            assert_eq!(err.check, *check, "{case}: {err}");
+            assert!(status >= 400, "{case}: {status}");
+            // Only the check's fixed message: no digest, path, name or engine text.
+            assert!(err.reasons.is_empty(), "{case}: {err:?}");
+            for leak in [
+                "sha256:",
+                "alpha/",
+                "read_",
+                "max_rows",
+                "mallory",
+                "127.0.0.1",
+            ] {
+                assert!(!err.message.contains(leak), "{case}: {:?} in {err}", leak);
+            }
+            assert!(
+                !storage.join("results").exists(),
+                "{case}: a result was stored"
+            );
+            match (signer_known, detail(&storage, &id, &alpha)) {
+                (true, Some(text)) => {
+                    assert!(text.contains(check), "{case}: {text}");
+                    assert!(detail(&storage, &id, &mallory).is_none(), "{case}");
+                }
+                (true, None) => panic!("{case}: no detail for the signer"),
+                (false, Some(text)) => panic!("{case}: detail for an unverified signer: {text}"),
+                (false, None) => {}
+            }
+        }
+        // The detail is what the fixed message hides.
+        let req = Job::new(&yaml, &alpha, "read_wrong_pin").request();
+        let id = req.id().unwrap();
+        let (_, err) = post(&url, &req).await;
+        let text = detail(&storage, &id, &alpha).unwrap();
+        assert!(text.contains(&sha(&[1; 100])), "{text}");
+        assert!(!err.message.contains("sha256"), "{err}");
+        // The same job again: a replay, and the first failure's detail is kept.
+        let (_, again) = post(&url, &req).await;
+        assert_eq!(again.check, "replayed_request");
+        assert_eq!(detail(&storage, &id, &alpha).unwrap(), text);
+    });
+    let _ = stop.send(());
+}
