@@ -96,6 +96,29 @@ fn policy_error(reason: impl Into<String>) -> Error {
 }
 
 impl Policy {
+    /// Whether every piece of evidence this policy accepts, `other` accepts too, judged rule by
+    /// rule (conservatively: a rule written differently counts as different). A key granted
+    /// under both policies is only as safe as the weaker one.
+    pub fn at_least_as_strict_as(&self, other: &Policy) -> bool {
+        fn subset<T: PartialEq>(a: &[T], b: &[T]) -> bool {
+            a.iter().all(|x| b.contains(x))
+        }
+        let age_ok = match (&self.max_collateral_age, &other.max_collateral_age) {
+            (_, None) => true,
+            (Some(mine), Some(theirs)) => mine.0 <= theirs.0,
+            (None, Some(_)) => false,
+        };
+        let report_data_ok = other.report_data.is_none() || self.report_data == other.report_data;
+        self.tee.iter().all(|t| other.tee.contains(t))
+            && subset(&self.measurements, &other.measurements)
+            && (!self.allow_debug || other.allow_debug)
+            && (!self.allow_simulation || other.allow_simulation)
+            && subset(&self.accepted_tcb, &other.accepted_tcb)
+            && subset(&self.accepted_advisories, &other.accepted_advisories)
+            && age_ok
+            && report_data_ok
+    }
+
     /// Parses a policy from YAML (JSON is YAML too).
     pub fn from_yaml(text: &str) -> Result<Self, Error> {
         serde_norway::from_str(text).map_err(|e| policy_error(e.to_string()))

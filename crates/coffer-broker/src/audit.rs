@@ -47,6 +47,10 @@ pub enum AuditEvent {
         worker_tee: String,
         /// The worker's measurements, `name → hex`.
         worker_measurements: BTreeMap<String, String>,
+        /// The party-signed job the keys were released for; its receipt, when the worker
+        /// hands it in, is a `job_receipt` entry naming the same job.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job: Option<String>,
     },
     /// A release was refused.
     KeyRefused {
@@ -56,6 +60,30 @@ pub enum AuditEvent {
         computation: String,
         /// Why.
         reasons: Vec<String>,
+    },
+    /// An update became active under its predecessor's governance: the predecessor releases
+    /// no key from now on.
+    ManifestSuperseded {
+        /// The superseded manifest.
+        hash: String,
+        /// The update that superseded it.
+        by: String,
+    },
+    /// A party of the manifest retired it: it releases no key from now on.
+    ManifestRetired {
+        /// The retired manifest.
+        hash: String,
+        /// The party that retired it.
+        party: String,
+    },
+    /// A dataset's owner revoked its key grant under a manifest; the sealed key is deleted.
+    KeyRevoked {
+        /// The manifest hash.
+        manifest: String,
+        /// The dataset.
+        dataset: String,
+        /// The owner.
+        party: String,
     },
     /// A worker's job receipt, kept as it came.
     JobReceipt {

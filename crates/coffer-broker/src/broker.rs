@@ -82,6 +82,33 @@ pub enum Refusal {
         /// The claimed signer.
         party: String,
     },
+    /// An update of the manifest is active: it releases no key any more.
+    #[error("the manifest was superseded by {by}")]
+    ManifestSuperseded {
+        /// The update's hash.
+        by: String,
+    },
+    /// A party retired the manifest.
+    #[error("the manifest was retired by {party:?}")]
+    ManifestRetired {
+        /// The party.
+        party: String,
+    },
+    /// The owner revoked an input's key grant.
+    #[error("the owner revoked the key of input {dataset:?}")]
+    KeyRevoked {
+        /// The dataset.
+        dataset: String,
+    },
+    /// A receipt for a job whose keys this broker did not release (under that manifest).
+    #[error("no key release is on record for the receipt's job")]
+    UnknownJob,
+    /// The receipt is not from the worker the job's keys went to.
+    #[error("the receipt is not from the worker the job's keys were released to")]
+    ReceiptSigner,
+    /// The job's receipt is on record already.
+    #[error("the job's receipt is on record already")]
+    ReceiptExists,
     /// The broker could not decide (store or unsealing failure); nothing is released.
     #[error("broker error: {0}")]
     Internal(String),
@@ -288,14 +315,27 @@ impl Broker {
     /// Appends a worker's job receipt to the audit log as it came.
     pub fn record_receipt(
         &self,
+        job: &str,
+        manifest: &str,
+        worker: &str,
         receipt: serde_json::Value,
         now: UnixTime,
-    ) -> Result<SignedEntry, BrokerError> {
-        self.exec(move |inner| {
+    ) -> Result<SignedEntry, Refusal> {
+        let (job, manifest, worker) = (job.to_owned(), manifest.to_owned(), worker.to_owned());
+        self.exec(move |inner| -> Result<SignedEntry, Refusal> {
+            match inner.store.release_of(&job)? {
+                None => return Err(Refusal::UnknownJob),
+                Some((m, _, _)) if m != manifest => return Err(Refusal::UnknownJob),
+                Some((_, w, _)) if w != worker => return Err(Refusal::ReceiptSigner),
+                Some((_, _, true)) => return Err(Refusal::ReceiptExists),
+                Some((_, _, false)) => {}
+            }
             let Inner { store, audit, .. } = inner;
-            store.append_audit(audit, now, AuditEvent::JobReceipt { receipt })
-        })?
-        .map_err(Into::into)
+            let entry = store.append_audit(audit, now, AuditEvent::JobReceipt { receipt })?;
+            store.record_receipt_seq(&job, entry.entry.seq)?;
+            Ok(entry)
+        })
+        .map_err(|e| Refusal::Internal(e.to_string()))?
     }
 
     /// The signing keys `party` has in any manifest this broker holds (to check its signed
@@ -349,6 +389,36 @@ impl Broker {
         })?
     }
 
+    /// Revokes the owner's key grant for `dataset` under the manifest: the sealed key is
+    /// deleted, the revocation audited, and later releases are refused (`key_revoked`).
+    /// `party` must already be authenticated by the caller.
+    pub fn revoke_key(
+        &self,
+        manifest_hash: &ManifestHash,
+        dataset: &str,
+        party: &str,
+        now: UnixTime,
+    ) -> Result<(), BrokerError> {
+        let (hash, dataset, party) = (*manifest_hash, dataset.to_owned(), party.to_owned());
+        self.exec(move |inner| revoke_key_in(inner, &hash, &dataset, &party, now))?
+    }
+
+    /// Retires the manifest on behalf of `party` (any party of it, already authenticated):
+    /// audited, and later releases are refused (`manifest_retired`).
+    pub fn retire_manifest(
+        &self,
+        manifest_hash: &ManifestHash,
+        party: &str,
+        now: UnixTime,
+    ) -> Result<(), BrokerError> {
+        let (hash, party) = (*manifest_hash, party.to_owned());
+        self.exec(move |inner| {
+            let r = retire_manifest_in(inner, &hash, &party, now);
+            inner.forget_cache();
+            r
+        })?
+    }
+
     /// Stores `key` for `dataset` of the manifest, sealed; only the dataset's owner may.
     /// `uploader` must already be authenticated by the caller (attested channel, signed
     /// request).
@@ -383,24 +453,33 @@ impl Broker {
         window_secs: i64,
         now: UnixTime,
     ) -> Result<BTreeMap<String, SecretKey>, Refusal> {
-        let job = release_job(manifest_hash, ask.clone(), worker.clone(), window_secs, now);
+        let job = release_job(
+            manifest_hash,
+            ask.clone(),
+            (worker.clone(), String::new()),
+            window_secs,
+            now,
+        );
         self.exec(job)
             .map_err(|e| Refusal::Internal(e.to_string()))?
     }
 
     /// As [`release`](Self::release), for async callers.
+    /// `worker_key` is the hex SHA-256 of the worker's TLS key (its certificate's SPKI): the
+    /// job's receipt must later be signed by that key.
     pub async fn release_async(
         &self,
         manifest_hash: &ManifestHash,
         ask: ReleaseRequest,
         worker: Result<Verified, Vec<FailedCheck>>,
+        worker_key: String,
         window_secs: i64,
         now: UnixTime,
     ) -> Result<BTreeMap<String, SecretKey>, Refusal> {
         let hash = *manifest_hash;
         let computation = ask.computation.clone();
         let job: Box<dyn FnOnce(&mut Inner) -> _ + Send> = match worker {
-            Ok(v) => Box::new(release_job(&hash, ask, v, window_secs, now)),
+            Ok(v) => Box::new(release_job(&hash, ask, (v, worker_key), window_secs, now)),
             // Evidence that did not verify: refused, and on the record like any refusal.
             Err(failed) => Box::new(move |inner: &mut Inner| {
                 let refusal = Refusal::Appraisal(failed);
@@ -522,10 +601,19 @@ fn submit_manifest_in(
     let mut events = vec![AuditEvent::ManifestSubmitted {
         hash: hash.to_string(),
     }];
+    let mut supersedes = None;
     if active && !was_active {
         events.push(AuditEvent::ManifestActivated {
             hash: hash.to_string(),
         });
+        // An update active under its predecessor's governance retires the predecessor.
+        if let Some(pred) = manifest.predecessor() {
+            events.push(AuditEvent::ManifestSuperseded {
+                hash: pred.to_string(),
+                by: hash.to_string(),
+            });
+            supersedes = Some(pred);
+        }
     }
     let record = StoredManifest {
         hash,
@@ -537,7 +625,90 @@ fn submit_manifest_in(
         submitted_at: existing.as_ref().map_or(now, |s| s.submitted_at),
     };
     store.put_manifest(audit, now, &record, events)?;
+    if let Some(pred) = supersedes {
+        store.mark(&pred.to_string(), SUPERSEDED, &hash.to_string())?;
+    }
     Ok(reported)
+}
+
+const SUPERSEDED: &str = "superseded";
+const RETIRED: &str = "retired";
+const REVOKED: &str = "revoked";
+
+fn key_subject(manifest: &ManifestHash, dataset: &str) -> String {
+    format!("key:{manifest}:{dataset}")
+}
+
+fn revoke_key_in(
+    inner: &mut Inner,
+    manifest_hash: &ManifestHash,
+    dataset: &str,
+    party: &str,
+    now: UnixTime,
+) -> Result<(), BrokerError> {
+    let judged = inner
+        .judged(manifest_hash)?
+        .ok_or(BrokerError::UnknownManifest(*manifest_hash))?;
+    let ds = judged
+        .manifest
+        .dataset(dataset)
+        .ok_or_else(|| BrokerError::UnknownDataset(dataset.to_owned()))?;
+    if ds.owner != party {
+        return Err(BrokerError::NotOwner {
+            party: party.to_owned(),
+            dataset: dataset.to_owned(),
+        });
+    }
+    let Inner { store, audit, .. } = inner;
+    let subject = key_subject(manifest_hash, dataset);
+    if store.mark_of(&subject)?.is_some() {
+        return Err(BrokerError::AlreadyDone(format!(
+            "the key of {dataset} under {manifest_hash} is revoked already"
+        )));
+    }
+    store.delete_key(manifest_hash, dataset)?;
+    store.mark(&subject, REVOKED, party)?;
+    store.append_audit(
+        audit,
+        now,
+        AuditEvent::KeyRevoked {
+            manifest: manifest_hash.to_string(),
+            dataset: dataset.to_owned(),
+            party: party.to_owned(),
+        },
+    )?;
+    Ok(())
+}
+
+fn retire_manifest_in(
+    inner: &mut Inner,
+    manifest_hash: &ManifestHash,
+    party: &str,
+    now: UnixTime,
+) -> Result<(), BrokerError> {
+    let judged = inner
+        .judged(manifest_hash)?
+        .ok_or(BrokerError::UnknownManifest(*manifest_hash))?;
+    if judged.manifest.party(party).is_none() {
+        return Err(BrokerError::NotAParty(party.to_owned()));
+    }
+    let Inner { store, audit, .. } = inner;
+    let subject = manifest_hash.to_string();
+    if let Some((state, _)) = store.mark_of(&subject)? {
+        return Err(BrokerError::AlreadyDone(format!(
+            "manifest {manifest_hash} is {state} already"
+        )));
+    }
+    store.mark(&subject, RETIRED, party)?;
+    store.append_audit(
+        audit,
+        now,
+        AuditEvent::ManifestRetired {
+            hash: subject.clone(),
+            party: party.to_owned(),
+        },
+    )?;
+    Ok(())
 }
 
 fn upload_key_in(
@@ -560,6 +731,15 @@ fn upload_key_in(
             party: uploader.to_owned(),
             dataset: dataset.to_owned(),
         });
+    }
+    if inner
+        .store
+        .mark_of(&key_subject(manifest_hash, dataset))?
+        .is_some()
+    {
+        return Err(BrokerError::AlreadyDone(format!(
+            "the key of {dataset} under {manifest_hash} was revoked; grant it under a new manifest"
+        )));
     }
     let Inner {
         store,
@@ -591,16 +771,18 @@ type ReleaseOutcome = Result<BTreeMap<String, SecretKey>, Refusal>;
 fn release_job(
     manifest_hash: &ManifestHash,
     ask: ReleaseRequest,
-    worker: Verified,
+    (worker, worker_key): (Verified, String),
     window_secs: i64,
     now: UnixTime,
 ) -> impl FnOnce(&mut Inner) -> ReleaseOutcome + Send + 'static {
     let hash = *manifest_hash;
     move |inner: &mut Inner| {
         let computation = ask.computation.clone();
+        let job = ask.job.id().ok();
         let outcome = decide(inner, &hash, &ask, &worker, window_secs, now);
         let event = match &outcome {
             Ok(keys) => AuditEvent::KeyReleased {
+                job: job.clone(),
                 manifest: hash.to_string(),
                 computation: computation.clone(),
                 datasets: keys.keys().cloned().collect(),
@@ -621,7 +803,10 @@ fn release_job(
         // Keys leave only once their release is on the record: the entry is in this batch,
         // and the caller hears of the keys only after the batch commits.
         let Inner { store, audit, .. } = inner;
-        store.append_audit(audit, now, event)?;
+        let entry = store.append_audit(audit, now, event)?;
+        if let (Ok(_), Some(job)) = (&outcome, &job) {
+            store.record_release(job, &hash.to_string(), entry.entry.seq, &worker_key)?;
+        }
         outcome
     }
 }
@@ -727,6 +912,24 @@ fn decide(
     }
     if !(judged.active && st.active) {
         return Err(Refusal::ManifestNotActive);
+    }
+    match inner.store.mark_of(&manifest_hash.to_string())? {
+        Some((state, by)) if state == SUPERSEDED => {
+            return Err(Refusal::ManifestSuperseded { by });
+        }
+        Some((_, by)) => return Err(Refusal::ManifestRetired { party: by }),
+        None => {}
+    }
+    for ds in manifest.input_datasets(comp) {
+        if inner
+            .store
+            .mark_of(&key_subject(manifest_hash, &ds.name))?
+            .is_some()
+        {
+            return Err(Refusal::KeyRevoked {
+                dataset: ds.name.clone(),
+            });
+        }
     }
     let inputs = manifest.input_datasets(comp);
     for ds in &inputs {

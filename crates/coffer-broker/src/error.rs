@@ -89,6 +89,12 @@ pub enum BrokerError {
         /// The dataset.
         dataset: String,
     },
+    /// The party is not a party of the manifest.
+    #[error("{0:?} is not a party of the manifest")]
+    NotAParty(String),
+    /// The revocation or retirement was done already.
+    #[error("{0}")]
+    AlreadyDone(String),
     /// The broker's writer thread is gone; nothing more can be done.
     #[error("broker stopped: {0}")]
     Stopped(String),

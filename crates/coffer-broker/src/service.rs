@@ -223,6 +223,9 @@ fn router(state: Arc<AppState>) -> Router {
         .route(coffer_net::broker::KEYS, post(upload_key))
         .route(coffer_net::broker::RELEASE, post(release))
         .route(coffer_net::broker::AUDIT, get(audit))
+        .route(coffer_net::broker::RECEIPTS, post(receipt))
+        .route(coffer_net::broker::REVOKE, post(revoke_key))
+        .route(coffer_net::broker::RETIRE, post(retire_manifest))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
@@ -263,6 +266,8 @@ fn broker_error(e: BrokerError) -> ApiError {
         }
         BrokerError::NotOwner { .. } => ApiError::new("refused", "not_owner", e.to_string()),
         BrokerError::KeyExists { .. } => ApiError::new("conflict", "key_exists", e.to_string()),
+        BrokerError::NotAParty(_) => ApiError::new("refused", "unknown_party", e.to_string()),
+        BrokerError::AlreadyDone(_) => ApiError::new("conflict", "already_done", e.to_string()),
         BrokerError::Manifest(_) => bad_request("manifest", e.to_string()),
         BrokerError::UnknownPredecessor(_) | BrokerError::ChainTooLong(_) => {
             ApiError::new("refused", "predecessor", e.to_string())
@@ -284,6 +289,12 @@ pub fn refusal_error(r: &Refusal) -> ApiError {
         Refusal::ReplayedNonce => "replayed_request",
         Refusal::StaleRequest { .. } => "stale_request",
         Refusal::JobMismatch => "job_mismatch",
+        Refusal::UnknownJob => "unknown_job",
+        Refusal::ReceiptExists => "receipt_exists",
+        Refusal::ManifestSuperseded { .. } => "manifest_superseded",
+        Refusal::ManifestRetired { .. } => "manifest_retired",
+        Refusal::KeyRevoked { .. } => "key_revoked",
+        Refusal::ReceiptSigner => "receipt_signer",
         Refusal::UnknownParty { .. } => "unknown_party",
         Refusal::JobSignature { .. } => "job_signature",
         Refusal::Internal(_) => return internal(r.to_string()),
@@ -419,6 +430,76 @@ async fn upload_key(
     ))
 }
 
+/// The held manifest `hash` and the signed request's party key in it, authenticated.
+async fn authenticated_party(
+    s: &Arc<AppState>,
+    signed: &SignedHeaders,
+    hash: ManifestHash,
+    (method, uri, body): (&Method, &Uri, &[u8]),
+) -> Result<(), ApiError> {
+    let held = blocking(s, move |b| b.manifest(&hash))
+        .await?
+        .map_err(broker_error)?;
+    let Some((manifest, _active)) = held else {
+        return Err(ApiError::new(
+            "not_found",
+            "unknown_manifest",
+            format!("manifest {hash} is not known to this broker"),
+        ));
+    };
+    let keys: Vec<VerifyingKey> = manifest
+        .party(&signed.party)
+        .map(|p| p.key)
+        .into_iter()
+        .collect();
+    authenticate(s, signed, &keys, method, uri, body).await
+}
+
+async fn revoke_key(
+    State(s): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let signed = signed_headers(&headers)?;
+    let req: coffer_net::broker::RevokeKey = parse_json(&body)?;
+    let hash = parse_hash(&req.manifest)?;
+    authenticated_party(&s, &signed, hash, (&method, &uri, &body)).await?;
+    let (dataset, party) = (req.dataset.clone(), signed.party.clone());
+    blocking(&s, move |b| {
+        b.revoke_key(&hash, &dataset, &party, unix_now())
+    })
+    .await?
+    .map_err(broker_error)?;
+    Ok(axum::Json(serde_json::json!({
+        "manifest": hash.to_string(),
+        "dataset": req.dataset,
+        "revoked": true,
+    })))
+}
+
+async fn retire_manifest(
+    State(s): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let signed = signed_headers(&headers)?;
+    let req: coffer_net::broker::RetireManifest = parse_json(&body)?;
+    let hash = parse_hash(&req.manifest)?;
+    authenticated_party(&s, &signed, hash, (&method, &uri, &body)).await?;
+    let party = signed.party.clone();
+    blocking(&s, move |b| b.retire_manifest(&hash, &party, unix_now()))
+        .await?
+        .map_err(broker_error)?;
+    Ok(axum::Json(serde_json::json!({
+        "manifest": hash.to_string(),
+        "retired": true,
+    })))
+}
+
 impl AppState {
     /// The worker's verified claims (evidence checked, key bound), remembered per certificate
     /// for a minute.
@@ -458,9 +539,12 @@ async fn release(
     let req: ReleaseRequest = parse_json(&body)?;
     let hash = parse_hash(&req.manifest)?;
     let worker = s.worker(&cert);
+    let worker_key = RaTlsCert::from_der(&cert)
+        .map(|c| hex::encode(c.spki_sha256()))
+        .unwrap_or_default();
     let keys = s
         .broker
-        .release_async(&hash, req, worker, s.window, unix_now())
+        .release_async(&hash, req, worker, worker_key, s.window, unix_now())
         .await
         .map_err(|r| refusal_error(&r))?;
     Ok(axum::Json(Released {
@@ -469,6 +553,44 @@ async fn release(
             .map(|(k, v)| (k, hex::encode(v.expose_secret())))
             .collect(),
     }))
+}
+
+/// A worker's signed receipt for a job whose keys this broker released: the receipt must be
+/// signed by the key of the RA-TLS client certificate that presents it.
+async fn receipt(
+    State(s): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerCertificate>,
+    body: Bytes,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let Some(cert) = peer.0 else {
+        return Err(ApiError::new(
+            "refused",
+            "worker_certificate",
+            "a receipt comes from the worker's RA-TLS client certificate",
+        ));
+    };
+    let signed: coffer_net::job::SignedReceipt = parse_json(&body)?;
+    let signer = signed
+        .verify_signature()
+        .map_err(|e| ApiError::new("refused", e.check(), e.to_string()))?;
+    let presenter = RaTlsCert::from_der(&cert)
+        .map_err(|e| ApiError::new("refused", "worker_certificate", e.to_string()))?;
+    let worker = hex::encode(presenter.spki_sha256());
+    if signer.spki_sha256() != presenter.spki_sha256() {
+        return Err(ApiError::new(
+            "refused",
+            "receipt_signer",
+            "the receipt is not signed by the worker that presents it",
+        ));
+    }
+    let (job, manifest) = (signed.receipt.job.clone(), signed.receipt.manifest.clone());
+    let value = serde_json::to_value(&signed).map_err(|e| internal(e.to_string()))?;
+    let entry = blocking(&s, move |b| {
+        b.record_receipt(&job, &manifest, &worker, value, unix_now())
+    })
+    .await?
+    .map_err(|r| refusal_error(&r))?;
+    Ok(axum::Json(serde_json::json!({ "seq": entry.entry.seq })))
 }
 
 async fn audit(

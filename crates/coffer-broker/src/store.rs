@@ -127,8 +127,22 @@ impl Store {
             }
         }
         // Expired nonces are swept on every signed request: keep that an index range scan.
+        // Releases by job (added after schema 1; created on open, so older stores gain it):
+        // which audit entry released a job's keys, and which recorded its receipt.
         store.conn.execute_batch(
-            "CREATE INDEX IF NOT EXISTS seen_nonces_expiry ON seen_nonces (expires_at)",
+            "CREATE INDEX IF NOT EXISTS seen_nonces_expiry ON seen_nonces (expires_at);
+             CREATE TABLE IF NOT EXISTS lifecycle (
+                 subject TEXT PRIMARY KEY NOT NULL,
+                 state TEXT NOT NULL,
+                 by TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS releases (
+                 job TEXT PRIMARY KEY NOT NULL,
+                 manifest TEXT NOT NULL,
+                 released_seq INTEGER NOT NULL,
+                 worker TEXT NOT NULL,
+                 receipt_seq INTEGER
+             );",
         )?;
         Ok(store)
     }
@@ -272,6 +286,84 @@ impl Store {
         let entry = append(&tx, audit, time, event)?;
         tx.commit()?;
         Ok(entry)
+    }
+
+    /// Marks `subject` (a manifest hash, or `key:<manifest>:<dataset>`) as `state`
+    /// (`superseded`, `retired`, `revoked`) by `by`; the first mark stays.
+    pub fn mark(&mut self, subject: &str, state: &str, by: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO lifecycle (subject, state, by) VALUES (?1, ?2, ?3)",
+            params![subject, state, by],
+        )?;
+        Ok(())
+    }
+
+    /// The lifecycle mark of `subject`, if any: its state and by whom.
+    pub fn mark_of(&self, subject: &str) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT state, by FROM lifecycle WHERE subject = ?1",
+                params![subject],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Deletes the sealed key of `dataset` under `manifest`; true if one was held.
+    pub fn delete_key(
+        &mut self,
+        manifest: &ManifestHash,
+        dataset: &str,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "DELETE FROM keys WHERE manifest = ?1 AND dataset = ?2",
+            params![manifest.to_string(), dataset],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Records that the audit entry `seq` released keys for `job` under `manifest` to the
+    /// worker whose TLS key hashes to `worker` (hex SHA-256 of its SPKI).
+    pub fn record_release(
+        &mut self,
+        job: &str,
+        manifest: &str,
+        seq: u64,
+        worker: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO releases (job, manifest, released_seq, worker) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                job,
+                manifest,
+                i64::try_from(seq).unwrap_or(i64::MAX),
+                worker
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The release of `job`: its manifest, the worker's key hash and whether a receipt was
+    /// recorded.
+    pub fn release_of(&self, job: &str) -> Result<Option<(String, String, bool)>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT manifest, worker, receipt_seq IS NOT NULL FROM releases WHERE job = ?1",
+                params![job],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?)
+    }
+
+    /// Records that the audit entry `seq` holds `job`'s receipt.
+    pub fn record_receipt_seq(&mut self, job: &str, seq: u64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE releases SET receipt_seq = ?2 WHERE job = ?1",
+            params![job, i64::try_from(seq).unwrap_or(i64::MAX)],
+        )?;
+        Ok(())
     }
 
     /// Every audit entry, in order.

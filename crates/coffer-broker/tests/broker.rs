@@ -769,12 +769,61 @@ fn update_is_judged_by_its_stored_predecessor() {
     );
 }
 
+/// Issue 12: a receipt is recorded next to its job's key release, once, and only for a job
+/// whose keys were released.
 #[test]
-fn job_receipts_are_logged_as_given() {
+fn job_receipts_are_logged_next_to_their_release() {
     let f = fixture(true, &PARTIES);
-    let receipt = serde_json::json!({"job": "j-1", "output_digest": digest("out")});
-    f.broker.record_receipt(receipt.clone(), NOW).unwrap();
-    assert_eq!(last_event(&f.broker), AuditEvent::JobReceipt { receipt });
+    let hash = f.manifest.hash();
+    let job = ask(&hash, "joined", &good_digests());
+    let id = job.job.id().unwrap();
+    let receipt = serde_json::json!({"job": id, "output_digest": digest("out")});
+    // No release yet: refused, nothing logged.
+    let before = f.broker.audit_entries().unwrap().len();
+    assert_eq!(
+        f.broker
+            .record_receipt(&id, &hash.to_string(), "", receipt.clone(), NOW)
+            .unwrap_err(),
+        Refusal::UnknownJob
+    );
+    assert_eq!(f.broker.audit_entries().unwrap().len(), before);
+    f.broker
+        .release(&hash, &job, &worker(MEASUREMENT, false), WINDOW, NOW)
+        .unwrap();
+    match last_event(&f.broker) {
+        AuditEvent::KeyReleased { job, .. } => assert_eq!(job.as_deref(), Some(id.as_str())),
+        other => panic!("expected KeyReleased, got {other:?}"),
+    }
+    // Under another manifest it is not this job's.
+    let other = format!("sha256:{}", "55".repeat(32));
+    assert_eq!(
+        f.broker
+            .record_receipt(&id, &other, "", receipt.clone(), NOW)
+            .unwrap_err(),
+        Refusal::UnknownJob
+    );
+    f.broker
+        .record_receipt(&id, &hash.to_string(), "", receipt.clone(), NOW)
+        .unwrap();
+    assert_eq!(
+        last_event(&f.broker),
+        AuditEvent::JobReceipt {
+            receipt: receipt.clone()
+        }
+    );
+    // From another worker than the one the keys went to: refused.
+    assert_eq!(
+        f.broker
+            .record_receipt(&id, &hash.to_string(), "ab", receipt.clone(), NOW)
+            .unwrap_err(),
+        Refusal::ReceiptSigner
+    );
+    assert_eq!(
+        f.broker
+            .record_receipt(&id, &hash.to_string(), "", receipt, NOW)
+            .unwrap_err(),
+        Refusal::ReceiptExists
+    );
     verify_log(&f.broker.audit_entries().unwrap(), &f.broker.public_key()).unwrap();
 }
 
@@ -865,4 +914,124 @@ fn releases_need_a_fresh_party_signed_job_spent_once() {
             .len(),
         2
     );
+}
+
+/// Issue 12, the manifest lifecycle: M1 releases; its update M2, signed by every party of
+/// M1, becomes active and M1 releases nothing more (`manifest_superseded`) while M2 does; an
+/// owner's revocation stops M2 (`key_revoked`); a party's retirement stops a manifest
+/// (`manifest_retired`). Every step is audited.
+#[test]
+fn superseded_revoked_and_retired_manifests_release_nothing() {
+    let f = fixture(true, &PARTIES);
+    let m1 = f.manifest.hash();
+    let w = worker(MEASUREMENT, false);
+    f.broker
+        .release(&m1, &ask(&m1, "joined", &good_digests()), &w, WINDOW, NOW)
+        .unwrap();
+
+    let v1_text = yaml(true);
+    let v2_text = v1_text.replacen(
+        "id: study\n",
+        &format!("id: study\npredecessor: \"{m1}\"\n"),
+        1,
+    );
+    // The parties' recipients are fresh per yaml() call: keep M1's parties in M2.
+    let v1_doc = f.manifest.doc().clone();
+    let mut v2_doc = Manifest::from_yaml(&v2_text).unwrap().doc().clone();
+    v2_doc.parties = v1_doc.parties.clone();
+    let v2 = Manifest::from_doc(v2_doc).unwrap();
+    let v2_yaml = serde_json::to_string(v2.doc()).unwrap();
+    let mut v2_sigs = SignatureFile::new(v2.hash());
+    for name in PARTIES {
+        v2_sigs
+            .add(
+                v2.hash(),
+                sign(&v2, Some(&f.manifest), name, &party_key(name)).unwrap(),
+            )
+            .unwrap();
+    }
+    assert!(
+        f.broker
+            .submit_manifest(&v2_yaml, &v2_sigs, NOW)
+            .unwrap()
+            .active
+    );
+    match last_event(&f.broker) {
+        AuditEvent::ManifestSuperseded { hash, by } => {
+            assert_eq!((hash, by), (m1.to_string(), v2.hash().to_string()));
+        }
+        other => panic!("expected ManifestSuperseded, got {other:?}"),
+    }
+    let m2 = v2.hash();
+    for (ds, owner, key) in [("a_data", "alpha", key_a()), ("b_data", "beta", key_b())] {
+        f.broker.upload_key(&m2, ds, owner, &key, NOW).unwrap();
+    }
+    let r = f
+        .broker
+        .release(&m1, &ask(&m1, "joined", &good_digests()), &w, WINDOW, NOW)
+        .unwrap_err();
+    assert!(matches!(
+        last_event(&f.broker),
+        AuditEvent::KeyRefused { .. }
+    ));
+    assert_eq!(r, Refusal::ManifestSuperseded { by: m2.to_string() });
+    f.broker
+        .release(&m2, &ask(&m2, "joined", &good_digests()), &w, WINDOW, NOW)
+        .unwrap();
+
+    // Only the owner may revoke; then M2 releases nothing.
+    assert!(matches!(
+        f.broker.revoke_key(&m2, "a_data", "beta", NOW),
+        Err(BrokerError::NotOwner { .. })
+    ));
+    f.broker.revoke_key(&m2, "a_data", "alpha", NOW).unwrap();
+    assert_eq!(
+        last_event(&f.broker),
+        AuditEvent::KeyRevoked {
+            manifest: m2.to_string(),
+            dataset: "a_data".into(),
+            party: "alpha".into(),
+        }
+    );
+    assert!(f.broker.revoke_key(&m2, "a_data", "alpha", NOW).is_err());
+    assert!(
+        f.broker
+            .upload_key(&m2, "a_data", "alpha", &key_a(), NOW)
+            .is_err(),
+        "a revoked grant is not re-granted under the same manifest"
+    );
+    let before = f.broker.audit_entries().unwrap().len();
+    let r = f
+        .broker
+        .release(&m2, &ask(&m2, "joined", &good_digests()), &w, WINDOW, NOW)
+        .unwrap_err();
+    assert_eq!(
+        r,
+        Refusal::KeyRevoked {
+            dataset: "a_data".into()
+        }
+    );
+    assert_eq!(f.broker.audit_entries().unwrap().len(), before + 1);
+
+    // Retirement, by any party; a stranger cannot.
+    assert!(matches!(
+        f.broker.retire_manifest(&m2, "mallory", NOW),
+        Err(BrokerError::NotAParty(_))
+    ));
+    f.broker.retire_manifest(&m2, "carol", NOW).unwrap();
+    assert!(matches!(
+        last_event(&f.broker),
+        AuditEvent::ManifestRetired { .. }
+    ));
+    let r = f
+        .broker
+        .release(&m2, &ask(&m2, "joined", &good_digests()), &w, WINDOW, NOW)
+        .unwrap_err();
+    assert_eq!(
+        r,
+        Refusal::ManifestRetired {
+            party: "carol".into()
+        }
+    );
+    verify_log(&f.broker.audit_entries().unwrap(), &f.broker.public_key()).unwrap();
 }

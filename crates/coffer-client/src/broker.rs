@@ -468,6 +468,42 @@ impl BrokerSession {
         self.parse(&resp)
     }
 
+    /// Revokes this party's key grant for `dataset` under `manifest` (owner only): later
+    /// releases are refused as `key_revoked`.
+    pub async fn revoke_key(
+        &mut self,
+        identity: &Identity,
+        manifest: &ManifestHash,
+        dataset: &str,
+    ) -> Result<serde_json::Value, BrokerClientError> {
+        let body = serde_json::to_vec(&coffer_net::broker::RevokeKey {
+            manifest: manifest.to_string(),
+            dataset: dataset.to_owned(),
+        })
+        .map_err(|e| crate::Error::InvalidArgument(e.to_string()))?;
+        let resp = self
+            .signed(identity, Method::POST, coffer_net::broker::REVOKE, body)
+            .await?;
+        self.parse(&resp)
+    }
+
+    /// Retires `manifest` (any party of it): later releases are refused as
+    /// `manifest_retired`.
+    pub async fn retire_manifest(
+        &mut self,
+        identity: &Identity,
+        manifest: &ManifestHash,
+    ) -> Result<serde_json::Value, BrokerClientError> {
+        let body = serde_json::to_vec(&coffer_net::broker::RetireManifest {
+            manifest: manifest.to_string(),
+        })
+        .map_err(|e| crate::Error::InvalidArgument(e.to_string()))?;
+        let resp = self
+            .signed(identity, Method::POST, coffer_net::broker::RETIRE, body)
+            .await?;
+        self.parse(&resp)
+    }
+
     /// The whole audit log, as the JSON lines the broker serves.
     pub async fn fetch_audit(
         &mut self,

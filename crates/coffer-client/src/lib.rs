@@ -16,6 +16,7 @@
 pub mod broker;
 mod error;
 mod fsutil;
+pub mod grants;
 mod home;
 mod identity;
 mod keyring;

@@ -10,6 +10,13 @@ pub const MANIFESTS: &str = "/v1/manifests";
 pub const KEYS: &str = "/v1/keys";
 pub const RELEASE: &str = "/v1/release";
 pub const AUDIT: &str = "/v1/audit";
+/// `POST`: a worker hands in a job's signed receipt (RA-TLS client certificate of the worker
+/// that signed it); the broker records it next to the job's key release.
+pub const RECEIPTS: &str = "/v1/receipts";
+/// `POST`: a dataset's owner revokes its key grant under a manifest ([`RevokeKey`]).
+pub const REVOKE: &str = "/v1/keys/revoke";
+/// `POST`: a party retires a manifest ([`RetireManifest`]).
+pub const RETIRE: &str = "/v1/manifests/retire";
 pub const OPENAPI: &str = "/openapi.json";
 
 /// `GET /v1/info`: what the broker says of itself. Trust it only over a connection whose
@@ -58,6 +65,23 @@ pub struct UploadKey {
     pub dataset: String,
     /// The key, hex.
     pub key: String,
+}
+
+/// `POST /v1/keys/revoke`, a signed request by the dataset's owner: no key for `dataset` is
+/// released under `manifest` from now on, and the sealed key is deleted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeKey {
+    pub manifest: String,
+    pub dataset: String,
+}
+
+/// `POST /v1/manifests/retire`, a signed request by any party of the manifest: it releases no
+/// key from now on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetireManifest {
+    pub manifest: String,
 }
 
 /// The answer to a key upload.

@@ -9,7 +9,7 @@ use coffer_crypto::{KeyId, KeySource, MemoryKeys, SecretKey};
 use coffer_manifest::{Computation, ComputationKind, Manifest, SignatureFile};
 use coffer_net::broker::{ReleaseRequest, Released};
 use coffer_net::job::SignedJob;
-use coffer_net::job::{JobDone, JobRequest, OutputFormat, OutputRef, Receipt};
+use coffer_net::job::{JobDone, JobRequest, OutputFormat, OutputRef, Receipt, SignedReceipt};
 use coffer_net::storage::{StorageError, digest};
 use coffer_net::{ApiError, Connection};
 use coffer_sql::{OutputConstraints, SqlError};
@@ -264,6 +264,7 @@ async fn run_checked(
     }
     .sign(&w.identity)
     .map_err(|e| internal(e.to_string()))?;
+    hand_in_receipt(w, &manifest, &receipt).await;
     Ok(JobDone { receipt })
 }
 
@@ -339,43 +340,7 @@ async fn release(
         job: signed_job.clone(),
     })
     .map_err(|e| internal(e.to_string()))?;
-    // One keep-alive connection to the broker, its evidence verified once per connection and
-    // appraised against each job's manifest. A reused connection the broker has closed is
-    // replaced once; a fresh one that fails is an error.
-    let mut held = w.broker_conn.lock().await;
-    let mut reused = held.is_some();
-    let resp = loop {
-        if held.is_none() {
-            *held = Some(connect_broker(w).await?);
-            reused = false;
-        }
-        let Some(broker) = held.as_mut() else {
-            return Err(internal("no broker connection"));
-        };
-        appraise_broker(w, manifest, &broker.verdict)?;
-        match broker
-            .conn
-            .send(
-                http::Method::POST,
-                coffer_net::broker::RELEASE,
-                &[],
-                body.clone(),
-            )
-            .await
-        {
-            Ok(resp) => break resp,
-            Err(_) if reused => *held = None,
-            Err(e) => {
-                *held = None;
-                return Err(ApiError::new(
-                    "internal",
-                    "broker_unavailable",
-                    e.to_string(),
-                ));
-            }
-        }
-    };
-    drop(held);
+    let resp = send_to_broker(w, manifest, coffer_net::broker::RELEASE, body).await?;
     if !resp.status.is_success() {
         // The broker's refusal, as it named it (measurement, replayed_request, …).
         return Err(
@@ -400,6 +365,59 @@ async fn release(
         keys.insert(dataset, key);
     }
     Ok(keys)
+}
+
+/// Hands the job's signed receipt to the broker, which records it next to the job's key
+/// release. Best effort: the outputs are stored either way, and a receipt that never arrived
+/// shows as such in the audit log.
+async fn hand_in_receipt(w: &Worker, manifest: &Manifest, receipt: &SignedReceipt) {
+    let Ok(body) = serde_json::to_vec(receipt) else {
+        return;
+    };
+    let _ = send_to_broker(w, manifest, coffer_net::broker::RECEIPTS, body).await;
+}
+
+/// POSTs `body` to the broker at `path` over the keep-alive RA-TLS connection, after
+/// appraising the broker against `manifest`'s policy.
+async fn send_to_broker(
+    w: &Worker,
+    manifest: &Manifest,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<coffer_net::Response, ApiError> {
+    // One keep-alive connection to the broker, its evidence verified once per connection and
+    // appraised against each job's manifest. A reused connection the broker has closed is
+    // replaced once; a fresh one that fails is an error.
+    let mut held = w.broker_conn.lock().await;
+    let mut reused = held.is_some();
+    let resp = loop {
+        if held.is_none() {
+            *held = Some(connect_broker(w).await?);
+            reused = false;
+        }
+        let Some(broker) = held.as_mut() else {
+            return Err(internal("no broker connection"));
+        };
+        appraise_broker(w, manifest, &broker.verdict)?;
+        match broker
+            .conn
+            .send(http::Method::POST, path, &[], body.clone())
+            .await
+        {
+            Ok(resp) => break resp,
+            Err(_) if reused => *held = None,
+            Err(e) => {
+                *held = None;
+                return Err(ApiError::new(
+                    "internal",
+                    "broker_unavailable",
+                    e.to_string(),
+                ));
+            }
+        }
+    };
+    drop(held);
+    Ok(resp)
 }
 
 /// A DataFusion session over the job's inputs: each input's ciphertext, in memory, as a table

@@ -104,6 +104,32 @@ pub struct GrantArgs {
     /// The broker, https://HOST:PORT
     #[arg(long, value_name = "URL")]
     pub broker: String,
+    /// Grant a key this home already granted to a manifest with a different enclave policy.
+    /// A worker that passes the weaker policy can then open files of the stronger one
+    #[arg(long)]
+    pub reuse_across_manifests: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The dataset, as the manifest names it (this party must own it)
+    #[arg(long)]
+    pub dataset: String,
+    /// The manifest the grant is under
+    #[arg(long, value_name = "FILE")]
+    pub manifest: PathBuf,
+    /// The broker, https://HOST:PORT
+    #[arg(long, value_name = "URL")]
+    pub broker: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RetireArgs {
+    /// The manifest (YAML)
+    pub file: PathBuf,
+    /// The broker, https://HOST:PORT
+    #[arg(long, value_name = "URL")]
+    pub broker: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -316,15 +342,81 @@ pub fn grant(home: &Home, args: &GrantArgs) -> anyhow::Result<()> {
         .with_context(|| args.manifest.display().to_string())?;
     let key = Keyring::open(home)?.key(&args.key)?;
     let identity = Identity::load(home)?;
+    let mut grants = coffer_client::grants::Grants::load(home)?;
+    let hash = manifest.hash().to_string();
+    let conflicts = grants.conflicts(args.key.as_str(), &hash, manifest.policy());
+    if !conflicts.is_empty() && !args.reuse_across_manifests {
+        use coffer_client::grants::Weaker;
+        let lines: Vec<String> = conflicts
+            .iter()
+            .map(|c| {
+                let why = match c.weaker {
+                    Weaker::Earlier => "its enclave policy admits workers this manifest's does not",
+                    Weaker::New => "this manifest's enclave policy admits workers its does not",
+                    Weaker::Both => "each enclave policy admits workers the other does not",
+                };
+                format!("  {}: {why}", c.manifest)
+            })
+            .collect();
+        return Err(Refused(format!(
+            "[key_reuse] key {} was granted to another manifest with a different enclave policy:\n{}\n\
+             A worker that passes the weaker policy receives the key and can open every file \
+             encrypted under it, the stronger manifest's too. Use a new key (coffer key new, then \
+             encrypt again), or pass --reuse-across-manifests to accept that.",
+            args.key,
+            lines.join("\n")
+        ))
+        .into());
+    }
     let stored = runtime()?.block_on(async {
         let (mut s, _, _) = session(home, &args.broker).await?;
         s.grant_key(&identity, &manifest.hash(), &args.dataset, &key)
             .await
             .map_err(client_error)
     })?;
+    grants.record(coffer_client::grants::Grant {
+        key: args.key.as_str().to_owned(),
+        manifest: hash,
+        policy: manifest.policy().clone(),
+    })?;
     println!(
         "granted: key {} for dataset {} under {}",
         args.key, stored.dataset, stored.manifest
+    );
+    Ok(())
+}
+
+pub fn revoke(home: &Home, args: &RevokeArgs) -> anyhow::Result<()> {
+    let manifest = Manifest::from_yaml(&read_text(&args.manifest)?)
+        .with_context(|| args.manifest.display().to_string())?;
+    let identity = Identity::load(home)?;
+    runtime()?.block_on(async {
+        let (mut s, _, _) = session(home, &args.broker).await?;
+        s.revoke_key(&identity, &manifest.hash(), &args.dataset)
+            .await
+            .map_err(client_error)
+    })?;
+    println!(
+        "revoked: the key of {} under {}; the broker releases it no more",
+        args.dataset,
+        manifest.hash()
+    );
+    Ok(())
+}
+
+pub fn retire(home: &Home, args: &RetireArgs) -> anyhow::Result<()> {
+    let manifest = Manifest::from_yaml(&read_text(&args.file)?)
+        .with_context(|| args.file.display().to_string())?;
+    let identity = Identity::load(home)?;
+    runtime()?.block_on(async {
+        let (mut s, _, _) = session(home, &args.broker).await?;
+        s.retire_manifest(&identity, &manifest.hash())
+            .await
+            .map_err(client_error)
+    })?;
+    println!(
+        "retired: manifest {}; the broker releases no key for it",
+        manifest.hash()
     );
     Ok(())
 }
@@ -436,13 +528,72 @@ fn verify(
             .into());
         }
     };
+    let releases = pair_receipts(&entries);
     if json {
         return super::print_json(&serde_json::json!({
             "verified": true,
             "entries": head.len,
             "last_hash": head.last_hash,
+            "releases": releases,
         }));
     }
     println!("verified: {} entries, head {}", head.len, head.last_hash);
+    for r in &releases {
+        let job = r.job.as_deref().unwrap_or("(no job named)");
+        match r.receipt_seq {
+            Some(seq) => println!(
+                "release #{} {} job {job}: receipt #{seq}",
+                r.seq, r.computation
+            ),
+            None => println!(
+                "release #{} {} job {job}: NO RECEIPT (the worker did not report what it produced)",
+                r.seq, r.computation
+            ),
+        }
+    }
     Ok(())
+}
+
+/// A key release in the log and the entry with its job's receipt, if one arrived.
+#[derive(Debug, serde::Serialize)]
+struct ReleasePairing {
+    seq: u64,
+    manifest: String,
+    computation: String,
+    job: Option<String>,
+    receipt_seq: Option<u64>,
+}
+
+/// Each `key_released` entry, paired with the `job_receipt` entry for the same job.
+fn pair_receipts(entries: &[SignedEntry]) -> Vec<ReleasePairing> {
+    use coffer_broker::AuditEvent;
+    let mut receipts: std::collections::BTreeMap<String, u64> = Default::default();
+    for e in entries {
+        if let AuditEvent::JobReceipt { receipt } = &e.entry.event
+            && let Some(job) = receipt
+                .get("receipt")
+                .and_then(|r| r.get("job"))
+                .and_then(|j| j.as_str())
+        {
+            receipts.entry(job.to_owned()).or_insert(e.entry.seq);
+        }
+    }
+    entries
+        .iter()
+        .filter_map(|e| match &e.entry.event {
+            AuditEvent::KeyReleased {
+                manifest,
+                computation,
+                job,
+                ..
+            } => Some(ReleasePairing {
+                seq: e.entry.seq,
+                manifest: manifest.clone(),
+                computation: computation.clone(),
+                job: job.clone(),
+                receipt_seq: job.as_ref().and_then(|j| receipts.get(j).copied()),
+            }),
+            _ => None,
+        })
+        .collect()
 }

@@ -509,7 +509,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         Some(&home("alpha")),
         &["audit", "verify", &audit_s, "--broker", &broker],
     )?;
-    println!("    audit.jsonl {}", verified.trim());
+    println!("    audit.jsonl:");
+    for line in verified.lines() {
+        println!("      {line}");
+    }
     drop(services);
 
     println!(

@@ -24,6 +24,9 @@ pub enum KeyCommand {
     },
     /// Upload a dataset's key to a pinned broker, bound to a manifest (owner only)
     Grant(super::broker::GrantArgs),
+    /// Revoke this party's key grant for a dataset under a manifest (owner only): the broker
+    /// deletes the sealed key, audits the revocation and releases the key no more
+    Revoke(super::broker::RevokeArgs),
     /// List key ids and sizes (never the keys)
     List {
         /// Print JSON
@@ -33,8 +36,10 @@ pub enum KeyCommand {
 }
 
 pub fn run(home: &Home, command: KeyCommand) -> anyhow::Result<()> {
-    if let KeyCommand::Grant(args) = &command {
-        return super::broker::grant(home, args);
+    match &command {
+        KeyCommand::Grant(args) => return super::broker::grant(home, args),
+        KeyCommand::Revoke(args) => return super::broker::revoke(home, args),
+        _ => {}
     }
     let mut ring = Keyring::open(home)?;
     match command {
@@ -54,7 +59,7 @@ pub fn run(home: &Home, command: KeyCommand) -> anyhow::Result<()> {
                 println!("{}\t{} bits", info.id, info.bits);
             }
         }
-        KeyCommand::Grant(_) => {}
+        KeyCommand::Grant(_) | KeyCommand::Revoke(_) => {}
     }
     Ok(())
 }

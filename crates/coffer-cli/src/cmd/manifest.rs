@@ -34,6 +34,9 @@ pub enum ManifestCommand {
     Status(StatusArgs),
     /// Submit a manifest and its signatures to a pinned broker; print its judgement
     Submit(super::broker::SubmitArgs),
+    /// Retire a manifest at a pinned broker (any party of it): signed, audited, and no key is
+    /// released for it afterwards
+    Retire(super::broker::RetireArgs),
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +74,7 @@ pub fn run(home: &Home, command: ManifestCommand) -> anyhow::Result<()> {
         ManifestCommand::Sign(args) => sign(home, &args),
         ManifestCommand::Status(args) => status(&args),
         ManifestCommand::Submit(args) => super::broker::submit(home, &args),
+        ManifestCommand::Retire(args) => super::broker::retire(home, &args),
     }
 }
 

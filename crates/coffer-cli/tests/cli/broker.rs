@@ -172,6 +172,35 @@ fn three_parties_through_a_real_broker() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("[unknown_dataset]"));
 
+    // Issue 12: the same key for a manifest whose policy admits another measurement is refused
+    // before anything is sent, naming the manifest; with the flag it goes to the broker.
+    let looser = alpha.path("looser.yaml");
+    std::fs::write(
+        &looser,
+        manifest_yaml(&all, true)
+            .replace("id: hospital-study", "id: hospital-study-2")
+            .replace(
+                "measurements: [",
+                &format!("measurements: [\"sim:measurement={}\", ", "aa".repeat(48)),
+            ),
+    )
+    .unwrap();
+    let loose = looser.to_str().unwrap();
+    let err = alpha.fails(
+        1,
+        &args(&format!(
+            "key grant --dataset alpha_patients --key alpha.k --manifest {loose} --broker {url}"
+        )),
+    );
+    assert!(err.contains("[key_reuse]"), "{err}");
+    assert!(err.contains("sha256:"), "names the earlier manifest: {err}");
+    let out = alpha.run(&args(&format!(
+        "key grant --dataset alpha_patients --key alpha.k --manifest {loose} --broker {url} \
+         --reuse-across-manifests"
+    )));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("[key_reuse]"), "{stderr}");
+
     // The audit log: fetched and verified by a party that owns nothing.
     carol.ok(&args(&format!("audit fetch --broker {url} -o log.jsonl")));
     let log = carol.path("log.jsonl");
@@ -237,6 +266,22 @@ fn three_parties_through_a_real_broker() {
         &["audit", "verify", log.to_str().unwrap(), "--key", &other],
     );
     assert!(err.contains("audit log refused"), "{err}");
+
+    // Issue 12: an owner revokes its grant, once; a non-owner cannot; any party retires the
+    // manifest, once. Each is audited.
+    let revoke = |ds: &str| format!("key revoke --dataset {ds} --manifest {f} --broker {url}");
+    let err = carol.fails(1, &args(&revoke("alpha_patients")));
+    assert!(err.contains("[not_owner]"), "{err}");
+    alpha.ok(&args(&revoke("alpha_patients")));
+    let err = alpha.fails(1, &args(&revoke("alpha_patients")));
+    assert!(err.contains("[already_done]"), "{err}");
+    carol.ok(&args(&format!("manifest retire {f} --broker {url}")));
+    let err = beta.fails(1, &args(&format!("manifest retire {f} --broker {url}")));
+    assert!(err.contains("[already_done]"), "{err}");
+    carol.ok(&args(&format!("audit fetch --broker {url} -o log2.jsonl")));
+    let text2 = std::fs::read_to_string(carol.path("log2.jsonl")).unwrap();
+    assert!(text2.contains("\"type\":\"key_revoked\""), "{text2}");
+    assert!(text2.contains("\"type\":\"manifest_retired\""), "{text2}");
 
     // A pin is checked on every call: a broker with another TLS key (another data dir) on the
     // same address is refused before anything is sent.

@@ -226,6 +226,9 @@ fn demo_then_every_refusal_end_to_end() {
     );
     assert!(stdout.contains("SIMULATION MODE"));
     assert!(stdout.contains("receipt verified"));
+    // Issue 12: the demo's key release and its job's receipt are paired in the audit log.
+    assert!(stdout.contains(": receipt #"), "{stdout}");
+    assert!(!stdout.contains("NO RECEIPT"), "{stdout}");
 
     // The result, recomputed from the inputs, for both recipients.
     let want = expected(&w, 10);
