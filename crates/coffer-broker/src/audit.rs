@@ -10,6 +10,8 @@ use sha2::{Digest, Sha256};
 
 /// Domain separation for audit-entry signatures.
 pub const AUDIT_DOMAIN: &[u8] = b"coffer-broker-audit-entry-v1\0";
+/// Domain separation for the signature over a redacted entry: its seq, previous hash and hash.
+pub const REDACTED_DOMAIN: &[u8] = b"coffer-broker-audit-redacted-v1\0";
 
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +92,34 @@ pub enum AuditEvent {
         /// The receipt.
         receipt: serde_json::Value,
     },
+    /// Never stored: an entry about a collaboration the reader is not a party of, as the
+    /// broker exports it to that reader. It keeps the entry's place in the chain (its hash)
+    /// and nothing of its content; its time is zero. The broker signs (seq, prev_hash, hash).
+    Redacted {
+        /// Hex SHA-256 of the hidden entry's canonical bytes.
+        hash: String,
+    },
+}
+
+impl AuditEvent {
+    /// The manifest an event is about (`sha256:<hex>`), if it names one.
+    pub fn manifest(&self) -> Option<&str> {
+        match self {
+            Self::ManifestSubmitted { hash }
+            | Self::ManifestActivated { hash }
+            | Self::ManifestSuperseded { hash, .. }
+            | Self::ManifestRetired { hash, .. } => Some(hash),
+            Self::KeyUploaded { manifest, .. }
+            | Self::KeyReleased { manifest, .. }
+            | Self::KeyRefused { manifest, .. }
+            | Self::KeyRevoked { manifest, .. } => Some(manifest),
+            Self::JobReceipt { receipt } => receipt
+                .get("receipt")
+                .and_then(|r| r.get("manifest"))
+                .and_then(|m| m.as_str()),
+            Self::Redacted { .. } => None,
+        }
+    }
 }
 
 /// One audit entry. Its canonical bytes are its JSON in this field order.
@@ -194,6 +224,10 @@ pub struct LogHead {
     pub last_hash: String,
 }
 
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// The zero hash the first entry chains to.
 pub(crate) fn genesis_hash() -> String {
     "0".repeat(64)
@@ -257,6 +291,31 @@ impl AuditLog {
         msg.extend_from_slice(&entry.canonical_bytes()?);
         Ok(hex::encode(self.key.sign(&msg).to_bytes()))
     }
+
+    /// `signed` as a reader outside its collaboration sees it: its seq and place in the
+    /// chain, signed, and nothing else.
+    pub fn redact(&self, signed: &SignedEntry) -> Result<SignedEntry, AuditError> {
+        let hash = signed.entry.hash_hex()?;
+        let msg = redacted_message(signed.entry.seq, &signed.entry.prev_hash, &hash);
+        Ok(SignedEntry {
+            entry: AuditEntry {
+                seq: signed.entry.seq,
+                prev_hash: signed.entry.prev_hash.clone(),
+                time: 0,
+                event: AuditEvent::Redacted { hash },
+            },
+            signature: hex::encode(self.key.sign(&msg).to_bytes()),
+        })
+    }
+}
+
+fn redacted_message(seq: u64, prev_hash: &str, hash: &str) -> Vec<u8> {
+    let mut msg = REDACTED_DOMAIN.to_vec();
+    msg.extend_from_slice(&seq.to_be_bytes());
+    msg.extend_from_slice(prev_hash.as_bytes());
+    msg.push(0);
+    msg.extend_from_slice(hash.as_bytes());
+    msg
 }
 
 /// Verifies a whole log from its first entry: sequence, hash chain and every signature.
@@ -322,9 +381,20 @@ fn verify_chain(
             .checked_add(1)
             .ok_or_else(|| AuditError::Encoding("seq overflow".into()))?;
         let entry = &signed.entry;
-        let bytes = entry.canonical_bytes()?;
-        let mut msg = AUDIT_DOMAIN.to_vec();
-        msg.extend_from_slice(&bytes);
+        // A redacted entry stands for the hidden one: its hash, signed with its place.
+        let (msg, hash) = match &entry.event {
+            AuditEvent::Redacted { hash } if entry.time == 0 && is_hex64(hash) => (
+                redacted_message(entry.seq, &entry.prev_hash, hash),
+                hash.clone(),
+            ),
+            AuditEvent::Redacted { .. } => return Err(AuditError::Signature { seq: entry.seq }),
+            _ => {
+                let bytes = entry.canonical_bytes()?;
+                let mut msg = AUDIT_DOMAIN.to_vec();
+                msg.extend_from_slice(&bytes);
+                (msg, hex::encode(Sha256::digest(&bytes)))
+            }
+        };
         let sig_ok = hex::decode(&signed.signature)
             .ok()
             .and_then(|b| Signature::from_slice(&b).ok())
@@ -341,7 +411,7 @@ fn verify_chain(
         if entry.prev_hash != prev_hash {
             return Err(AuditError::Chain { seq: entry.seq });
         }
-        prev_hash = hex::encode(Sha256::digest(&bytes));
+        prev_hash = hash;
         heads.push(LogHead {
             len: position,
             last_hash: prev_hash.clone(),

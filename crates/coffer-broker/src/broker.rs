@@ -312,6 +312,62 @@ impl Broker {
         Ok(out)
     }
 
+    /// The log as a reader sees it who may read the entries about the manifests in
+    /// `visible`: every other entry is redacted ([`AuditLog::redact`]), so the whole chain
+    /// still verifies and nothing of another collaboration's content is shown.
+    pub fn export_audit_for(
+        &self,
+        visible: &std::collections::HashSet<String>,
+    ) -> Result<String, BrokerError> {
+        let entries = self.audit_entries()?;
+        let visible = visible.clone();
+        let lines = self.exec(move |inner| -> Result<String, BrokerError> {
+            let mut out = String::new();
+            for entry in entries {
+                let shown = entry
+                    .entry
+                    .event
+                    .manifest()
+                    .is_some_and(|m| visible.contains(m));
+                let line = if shown {
+                    entry
+                } else {
+                    inner
+                        .audit
+                        .redact(&entry)
+                        .map_err(|e| StoreError::Malformed(e.to_string()))?
+                };
+                out.push_str(
+                    &line
+                        .to_json_line()
+                        .map_err(|e| StoreError::Malformed(e.to_string()))?,
+                );
+                out.push('\n');
+            }
+            Ok(out)
+        })??;
+        Ok(lines)
+    }
+
+    /// The manifests held in which `party` appears with signing key `key`.
+    pub fn manifests_of(
+        &self,
+        party: &str,
+        key: &VerifyingKey,
+    ) -> Result<std::collections::HashSet<String>, BrokerError> {
+        let (party, key) = (party.to_owned(), *key);
+        self.exec(move |inner| -> Result<_, BrokerError> {
+            let mut out = std::collections::HashSet::new();
+            for yaml in inner.store.manifest_yamls()? {
+                let m = Manifest::from_yaml(&yaml)?;
+                if m.party(&party).is_some_and(|p| p.key == key) {
+                    out.insert(m.hash().to_string());
+                }
+            }
+            Ok(out)
+        })?
+    }
+
     /// Appends a worker's job receipt to the audit log as it came.
     pub fn record_receipt(
         &self,

@@ -93,6 +93,33 @@ struct AppState {
     verifier: Verifier,
     window: i64,
     workers: Mutex<HashMap<[u8; 32], (Instant, WorkerVerdict)>>,
+    /// Recent manifest submissions per signing key (Unix times), for the hourly cap.
+    submissions: Mutex<HashMap<[u8; 32], std::collections::VecDeque<i64>>>,
+}
+
+/// Manifest submissions one signing key may make per hour: each grows the audit log and is
+/// fsynced, so a stranger must not be able to fill it. Kept in memory (a restart resets it).
+pub const MAX_SUBMISSIONS_PER_HOUR: usize = 60;
+
+impl AppState {
+    /// Counts a submission by `key` at `now`; false if the key is over its hourly cap.
+    fn allow_submission(&self, key: &VerifyingKey, now: i64) -> bool {
+        let Ok(mut map) = self.submissions.lock() else {
+            return false;
+        };
+        let recent = map.entry(key.to_bytes()).or_default();
+        while recent
+            .front()
+            .is_some_and(|t| *t <= now.saturating_sub(3600))
+        {
+            recent.pop_front();
+        }
+        if recent.len() >= MAX_SUBMISSIONS_PER_HOUR {
+            return false;
+        }
+        recent.push_back(now);
+        true
+    }
 }
 
 /// A bound, ready broker.
@@ -163,6 +190,7 @@ impl Service {
             verifier,
             window: config.request_window_secs,
             workers: Mutex::new(HashMap::new()),
+            submissions: Mutex::new(HashMap::new()),
         });
         let listener =
             TcpListener::bind(config.listen)
@@ -368,6 +396,19 @@ async fn submit_manifest(
         .into_iter()
         .collect();
     authenticate(&s, &signed, &keys, &method, &uri, &body).await?;
+    if keys
+        .first()
+        .is_some_and(|k| !s.allow_submission(k, unix_now()))
+    {
+        return Err(ApiError::new(
+            "rate_limited",
+            "submission_rate",
+            format!(
+                "more than {MAX_SUBMISSIONS_PER_HOUR} manifest submissions by this key within an \
+                 hour; try again later"
+            ),
+        ));
+    }
     let sigs = SignatureFile::from_json(&req.signatures.to_string())
         .map_err(|e| bad_request("signatures", format!("signature file: {e}")))?;
     let yaml = req.manifest;
@@ -605,9 +646,32 @@ async fn audit(
         .await?
         .map_err(broker_error)?;
     authenticate(&s, &signed, &keys, &method, &uri, b"").await?;
-    let log = blocking(&s, Broker::export_audit)
-        .await?
-        .map_err(broker_error)?;
+    // The entries of the collaborations this key is a party of; the rest redacted.
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let signer: Vec<VerifyingKey> = keys
+        .into_iter()
+        .filter(|k| {
+            signed
+                .verify(
+                    std::slice::from_ref(k),
+                    method.as_str(),
+                    &path,
+                    &s.info.tls_spki_sha256,
+                    b"",
+                )
+                .is_ok()
+        })
+        .collect();
+    let party = signed.party.clone();
+    let log = blocking(&s, move |b| -> Result<String, BrokerError> {
+        let mut visible = std::collections::HashSet::new();
+        for key in &signer {
+            visible.extend(b.manifests_of(&party, key)?);
+        }
+        b.export_audit_for(&visible)
+    })
+    .await?
+    .map_err(broker_error)?;
     Ok(([(header::CONTENT_TYPE, "application/jsonl")], log))
 }
 

@@ -453,3 +453,101 @@ async fn openapi_and_malformed_bodies() {
         .await;
     assert_eq!(r.status, 400);
 }
+
+/// Issue 12: an outsider who makes its own one-party manifest reads the audit entries of its
+/// own collaboration only; every other entry comes redacted (its place in the chain, signed,
+/// nothing else), so the whole log still verifies. A party of the study sees the study.
+#[tokio::test]
+async fn an_outsider_reads_only_its_own_collaboration_in_the_audit_log() {
+    let mut s = setup(true, &PARTIES).await;
+    let key = party_key("mallory");
+    let recipient = age::x25519::Identity::generate().to_public();
+    let own = format!(
+        "version: 1\nid: mallory-only\nparties:\n  - name: mallory\n    signing_key: ed25519:{}\n    \
+         recipient: {recipient}\nenclave:\n  tee: [sim]\n  measurements: [\"sim:measurement={}\"]\n  \
+         allow_simulation: true\ngovernance: {{update: all}}\n",
+        hex::encode(key.verifying_key().as_bytes()),
+        hex::encode(MEASUREMENT)
+    );
+    let own_manifest = Manifest::from_yaml(&own).unwrap();
+    let mut own_sigs = coffer_manifest::SignatureFile::new(own_manifest.hash());
+    own_sigs
+        .add(
+            own_manifest.hash(),
+            coffer_manifest::sign(&own_manifest, None, "mallory", &key).unwrap(),
+        )
+        .unwrap();
+    let r = s.party.submit("mallory", &own, &own_sigs).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+
+    let seen = s.party.audit("mallory").await;
+    let full = s.party.audit("carol").await;
+    assert_eq!(seen.len(), full.len(), "every entry keeps its place");
+    let broker_key = {
+        let info = s.party.send(Method::GET, "/v1/info", &[], Vec::new()).await;
+        let v: serde_json::Value = serde_json::from_slice(&info.body).unwrap();
+        let hex_key = v["audit_key"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("ed25519:")
+            .unwrap();
+        let bytes: [u8; 32] = hex::decode(hex_key).unwrap().try_into().unwrap();
+        ed25519_dalek::VerifyingKey::from_bytes(&bytes).unwrap()
+    };
+    let head_seen = coffer_broker::verify_log(&seen, &broker_key).unwrap();
+    let head_full = coffer_broker::verify_log(&full, &broker_key).unwrap();
+    assert_eq!(head_seen, head_full, "the redacted log has the same head");
+    let study = s.manifest.hash().to_string();
+    let text = seen
+        .iter()
+        .map(|e| e.to_json_line().unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for hidden in [study.as_str(), "a_data", "b_data", "alpha", "joined"] {
+        assert!(!text.contains(hidden), "the outsider sees {hidden:?}");
+    }
+    let own_hash = own_manifest.hash().to_string();
+    assert!(
+        seen.iter()
+            .any(|e| e.entry.event.manifest() == Some(own_hash.as_str())),
+        "its own submission is shown"
+    );
+    // The study's parties see its entries and not mallory's.
+    let carol_text = full
+        .iter()
+        .map(|e| e.to_json_line().unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(carol_text.contains(&study));
+    assert!(!carol_text.contains(&own_hash));
+    // A redacted entry cannot be passed off with another hash, or with its time back.
+    let mut forged = seen.clone();
+    let i = forged
+        .iter()
+        .position(|e| matches!(e.entry.event, coffer_broker::AuditEvent::Redacted { .. }))
+        .unwrap();
+    forged[i].entry.time = 1;
+    assert!(coffer_broker::verify_log(&forged, &broker_key).is_err());
+}
+
+/// Issue 12: one signing key cannot grow the log without bound: past the hourly cap its
+/// submissions are refused (429, `submission_rate`) and nothing is logged.
+#[tokio::test]
+async fn manifest_submissions_are_capped_per_key() {
+    let mut s = setup(true, &PARTIES).await;
+    let sigs = sigs(&s.manifest, &["alpha"]);
+    let cap = coffer_broker::service::MAX_SUBMISSIONS_PER_HOUR;
+    // setup() submitted once as alpha.
+    for _ in 1..cap {
+        let r = s.party.submit("alpha", &s.yaml, &sigs).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let before = s.party.audit("carol").await.len();
+    let r = s.party.submit("alpha", &s.yaml, &sigs).await;
+    assert_eq!(r.status, 429, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(check_of(&r), "submission_rate");
+    assert_eq!(s.party.audit("carol").await.len(), before);
+    // Another key is not affected.
+    let r = s.party.submit("beta", &s.yaml, &sigs).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}

@@ -82,4 +82,4 @@ pub use signature::{
     SIGNATURE_DOMAIN, SignatureEntry, SignatureFile, SignatureProblem, sign, signing_message,
     verify_entry,
 };
-pub use status::{InvalidSignature, Predecessor, Status, status};
+pub use status::{InvalidSignature, MAX_CHAIN, Predecessor, Status, status, status_with_chain};

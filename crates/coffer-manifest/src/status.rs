@@ -158,3 +158,38 @@ fn names<'a>(parties: impl Iterator<Item = &'a Party>) -> Vec<String> {
     }
     out
 }
+
+/// The longest predecessor chain [`status_with_chain`] follows.
+pub const MAX_CHAIN: usize = 16;
+
+/// The status of `manifest` judged by its predecessor chain, as a client hands it over:
+/// `chain` is the predecessor first, then its predecessor, each with its signatures. Every
+/// link is checked: each manifest's `predecessor` must be the next link's hash, and each
+/// update must be signed under its predecessor's governance. Links past the first manifest
+/// without a predecessor are ignored.
+pub fn status_with_chain(
+    manifest: &Manifest,
+    sigs: &SignatureFile,
+    chain: &[(Manifest, SignatureFile)],
+) -> Result<Status, Error> {
+    if chain.len() > MAX_CHAIN {
+        return Err(Error::ApiMisuse(format!(
+            "a predecessor chain of {} manifests is longer than {MAX_CHAIN}",
+            chain.len()
+        )));
+    }
+    match (manifest.predecessor(), chain.split_first()) {
+        (Some(_), Some(((pred, pred_sigs), rest))) => {
+            let pred_status = status_with_chain(pred, pred_sigs, rest)?;
+            status(
+                manifest,
+                sigs,
+                Some(Predecessor {
+                    manifest: pred,
+                    status: &pred_status,
+                }),
+            )
+        }
+        _ => status(manifest, sigs, None),
+    }
+}

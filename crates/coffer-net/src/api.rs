@@ -43,13 +43,17 @@ impl ApiError {
             ("not_found", _) => S::NOT_FOUND,
             ("conflict", _) => S::CONFLICT,
             ("unavailable", _) => S::SERVICE_UNAVAILABLE,
+            ("rate_limited", _) => S::TOO_MANY_REQUESTS,
             _ => S::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// Whether this is a refusal (exit code 1) rather than a usage or I/O failure (2).
     pub fn is_refusal(&self) -> bool {
-        matches!(self.error.as_str(), "refused" | "conflict" | "not_found")
+        matches!(
+            self.error.as_str(),
+            "refused" | "conflict" | "not_found" | "rate_limited"
+        )
     }
 }
 

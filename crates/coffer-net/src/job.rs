@@ -160,6 +160,7 @@ impl JobSpec {
             signature,
             manifest: manifest_yaml,
             signatures,
+            predecessors: Vec::new(),
         })
     }
 }
@@ -175,9 +176,30 @@ pub struct JobRequest {
     pub manifest: String,
     /// The manifest's signature file (JSON).
     pub signatures: serde_json::Value,
+    /// When the manifest is an update: its predecessor, then that one's predecessor, …, each
+    /// with its signatures, so the worker can judge the update under the governance it
+    /// changes. Not signed by the party: each link is checked by hash and signatures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub predecessors: Vec<ChainLink>,
+}
+
+/// One predecessor of a manifest, as a job carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainLink {
+    /// The manifest, YAML.
+    pub manifest: String,
+    /// Its signature file (JSON).
+    pub signatures: serde_json::Value,
 }
 
 impl JobRequest {
+    /// The same request carrying `chain` (nearest predecessor first).
+    pub fn with_predecessors(mut self, chain: Vec<ChainLink>) -> Self {
+        self.predecessors = chain;
+        self
+    }
+
     pub fn id(&self) -> Result<String, JobError> {
         self.spec.id()
     }

@@ -156,7 +156,17 @@ async fn run_checked(
     }
     let sigs = SignatureFile::from_json(&req.signatures.to_string())
         .map_err(|e| bad_request("signatures", format!("signature file: {e}")))?;
-    let status = coffer_manifest::status(&manifest, &sigs, None)
+    let chain = req
+        .predecessors
+        .iter()
+        .map(|link| {
+            let m = Manifest::from_yaml(&link.manifest).map_err(manifest_error)?;
+            let s = SignatureFile::from_json(&link.signatures.to_string())
+                .map_err(|e| bad_request("signatures", format!("predecessor signatures: {e}")))?;
+            Ok((m, s))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let status = coffer_manifest::status_with_chain(&manifest, &sigs, &chain)
         .map_err(|e| refused("manifest_not_active", e.to_string()))?;
     for owner in manifest.owners_of(comp) {
         if !status.signed_by.iter().any(|s| s == owner.name()) {

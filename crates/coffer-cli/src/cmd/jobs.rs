@@ -152,6 +152,10 @@ pub struct SubmitArgs {
     /// Output format
     #[arg(long, default_value = "csv", value_parser = ["csv", "parquet"])]
     format: String,
+    /// When the manifest is an update: its predecessor (signatures in FILE.sigs); repeat for
+    /// the predecessor's own, nearest first. The worker judges the update by this chain
+    #[arg(long = "predecessor", value_name = "FILE")]
+    predecessors: Vec<PathBuf>,
     /// Print the job as JSON
     #[arg(long)]
     json: bool,
@@ -429,7 +433,20 @@ fn submit(home: &Home, args: &SubmitArgs) -> anyhow::Result<()> {
         nonce,
     };
     let sigs_json: serde_json::Value = serde_json::from_str(&sigs.to_json()?)?;
-    let request = spec.sign(identity.signing_key(), yaml, sigs_json)?;
+    let mut chain = Vec::new();
+    for file in &args.predecessors {
+        let text = read_text(file)?;
+        Manifest::from_yaml(&text).with_context(|| file.display().to_string())?;
+        let sigs = read_text(&sigs_path(file, None))?;
+        chain.push(coffer_net::job::ChainLink {
+            manifest: text,
+            signatures: serde_json::from_str(&sigs)
+                .with_context(|| sigs_path(file, None).display().to_string())?,
+        });
+    }
+    let request = spec
+        .sign(identity.signing_key(), yaml, sigs_json)?
+        .with_predecessors(chain);
     let status = post_job(&args.orchestrator, &request)?;
     if args.json {
         return super::print_json(&status);

@@ -925,4 +925,112 @@ fn demo_then_every_refusal_end_to_end() {
         std::fs::read_to_string(out_dir.join("outcomes_by_diagnosis.csv")).unwrap(),
         std::fs::read_to_string(w.join("alpha/result.csv")).unwrap()
     );
+
+    // 7. Issue 12, the lifecycle: M2 updates the demo's manifest M1, signed by both under
+    // M1's governance. Once M2 is active, M1 gets no keys while M2 runs (the worker judges M2
+    // by the chain the job carries); then alpha revokes its grant and M2 stops.
+    let m1_hash = coffer_manifest::Manifest::from_yaml(&demo_yaml)
+        .unwrap()
+        .hash()
+        .to_string();
+    let m2 = w.join("update.yaml");
+    std::fs::write(
+        &m2,
+        demo_yaml.replace("predecessor: null", &format!("predecessor: \"{m1_hash}\"")),
+    )
+    .unwrap();
+    let (m1_s, m2_s) = (manifest.to_str().unwrap(), m2.to_str().unwrap());
+    for home in [&alpha, &beta] {
+        ok(home, &["manifest", "sign", m2_s, "--predecessor", m1_s]);
+    }
+    ok(
+        &alpha,
+        &["manifest", "submit", m2_s, "--broker", &broker.url],
+    );
+    for (home, dataset, key) in [
+        (&alpha, "alpha_patients", "alpha.patients"),
+        (&beta, "beta_treatments", "beta.treatments"),
+    ] {
+        ok(
+            home,
+            &[
+                "key",
+                "grant",
+                "--dataset",
+                dataset,
+                "--key",
+                key,
+                "--manifest",
+                m2_s,
+                "--broker",
+                &broker.url,
+            ],
+        );
+    }
+    let id = post(
+        &o1.url,
+        &signed_job(&alpha, &manifest, "outcomes_by_diagnosis"),
+    );
+    refused(&alpha, &o1.url, &id, "manifest_superseded", &storage);
+    let submit_m2 = |chain: bool| {
+        let mut a = vec![
+            "job",
+            "submit",
+            "--orchestrator",
+            &o1.url,
+            "--manifest",
+            m2_s,
+            "--computation",
+            "outcomes_by_diagnosis",
+        ];
+        if chain {
+            a.extend(["--predecessor", m1_s]);
+        }
+        ok(&alpha, &a).trim().to_owned()
+    };
+    // Without its chain the worker cannot judge the update.
+    let id = submit_m2(false);
+    refused(&alpha, &o1.url, &id, "manifest_not_active", &storage);
+    let id = submit_m2(true);
+    let out = coffer(&alpha, &["job", "wait", &id, "--orchestrator", &o1.url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ok(
+        &alpha,
+        &[
+            "key",
+            "revoke",
+            "--dataset",
+            "alpha_patients",
+            "--manifest",
+            m2_s,
+            "--broker",
+            &broker.url,
+        ],
+    );
+    let id = submit_m2(true);
+    refused(&alpha, &o1.url, &id, "key_revoked", &storage);
+    // Every step is on the record.
+    let log = w.join("lifecycle.jsonl");
+    ok(
+        &alpha,
+        &[
+            "audit",
+            "fetch",
+            "--broker",
+            &broker.url,
+            "-o",
+            log.to_str().unwrap(),
+        ],
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    for kind in ["manifest_superseded", "key_revoked", "job_receipt"] {
+        assert!(
+            text.contains(&format!("\"type\":\"{kind}\"")),
+            "{kind} not audited"
+        );
+    }
 }
