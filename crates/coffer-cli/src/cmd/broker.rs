@@ -176,30 +176,28 @@ pub fn run(home: &Home, command: BrokerCommand) -> anyhow::Result<()> {
     }
 }
 
+/// Runs the slim `coffer-broker` beside `coffer` with these arguments (the sim platform
+/// defaults to the home).
 fn serve(home: &Home, args: ServeArgs) -> anyhow::Result<()> {
-    let backend = super::attest::tee_backend(args.tee);
-    let mut sim_roots = Vec::new();
-    for r in &args.sim_root {
-        let bytes = hex::decode(r.trim()).map_err(|e| Usage(format!("--sim-root: {e}")))?;
-        sim_roots.push(
-            <[u8; 32]>::try_from(bytes.as_slice())
-                .map_err(|_| Usage("--sim-root: expected 64 hex digits".into()))?,
-        );
+    let mut argv: Vec<std::ffi::OsString> = vec![
+        "serve".into(),
+        "--listen".into(),
+        args.listen.to_string().into(),
+        "--data".into(),
+        args.data.into(),
+        "--tee".into(),
+        super::attest::tee_backend(args.tee).name().into(),
+        "--sim-platform".into(),
+        args.sim_platform
+            .unwrap_or_else(|| home.root().to_path_buf())
+            .into(),
+        "--request-window".into(),
+        args.request_window.to_string().into(),
+    ];
+    for r in args.sim_root {
+        argv.extend(["--sim-root".into(), r.into()]);
     }
-    let config = coffer_broker::service::Config {
-        listen: args.listen,
-        data: args.data,
-        backend,
-        sim_platform: args
-            .sim_platform
-            .unwrap_or_else(|| home.root().to_path_buf()),
-        sim_roots,
-        request_window_secs: args.request_window,
-    };
-    coffer_broker::service::run(config).map_err(|e| match e {
-        coffer_broker::service::StartError::Bind { .. } => anyhow::Error::new(Usage(e.to_string())),
-        other => anyhow::Error::new(Refused(other.to_string())),
-    })
+    super::exec_service("coffer-broker", argv)
 }
 
 /// A refusal with its message (exit 1).

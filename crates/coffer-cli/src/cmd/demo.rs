@@ -342,11 +342,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         3,
         "Both sign a manifest: the policy, the datasets' digests, one query, k-anonymity",
     );
-    let exe = std::env::current_exe()?;
-    let measurement = hex::encode(
-        coffer_attest::sim::measure_file(&exe)
-            .with_context(|| format!("measuring {}", exe.display()))?,
-    );
+    // The manifest pins the slim in-TEE binaries the services run (`coffer worker serve`
+    // and `coffer broker serve` exec them), never `coffer`, which can mint RA-TLS credentials.
+    let worker_measurement = super::slim_measurement("coffer-worker")?;
+    let broker_measurement = super::slim_measurement("coffer-broker")?;
     let mut parties = String::new();
     for p in PARTIES {
         let public = coffer_client::Identity::load(&coffer_client::Home::new(home(p)))?.public();
@@ -369,7 +368,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     }
     let manifest = format!(
         "version: 1\nid: coffer-demo-hospitals\npredecessor: null\nparties:\n{parties}\
-         enclave:\n  tee: [sim]\n  measurements: [\"sim:measurement={measurement}\"]\n  \
+         enclave:\n  tee: [sim]\n  measurements: [\"sim:measurement={worker_measurement}\", \
+         \"sim:measurement={broker_measurement}\"]\n  \
          allow_debug: false\n  allow_simulation: true   # development only: sim proves nothing\n\
          datasets:\n{datasets_yaml}computations:\n  - name: {COMPUTATION}\n    kind: sql\n    \
          query: |\n      {QUERY}\n    inputs: [alpha_patients, beta_treatments]\n    \

@@ -235,40 +235,41 @@ fn unix_now() -> UnixTime {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-fn parse_sim_roots(roots: &[String]) -> anyhow::Result<Vec<[u8; 32]>> {
-    roots
-        .iter()
-        .map(|r| {
-            let bytes = hex::decode(r.trim()).map_err(|e| Usage(format!("--sim-root: {e}")))?;
-            Ok(<[u8; 32]>::try_from(bytes.as_slice())
-                .map_err(|_| Usage("--sim-root: expected 64 hex digits".into()))?)
-        })
-        .collect()
-}
-
+/// Runs the slim `coffer-worker` beside `coffer` with these arguments (the sim platform
+/// defaults to the home).
 pub fn worker(home: &Home, command: WorkerCommand) -> anyhow::Result<()> {
     let WorkerCommand::Serve(args) = command;
-    let mut config = coffer_worker::Config::new(
-        args.listen,
-        super::attest::tee_backend(args.tee),
-        args.broker,
-        args.storage,
+    let mut argv: Vec<std::ffi::OsString> = vec![
+        "serve".into(),
+        "--listen".into(),
+        args.listen.to_string().into(),
+        "--tee".into(),
+        super::attest::tee_backend(args.tee).name().into(),
+        "--broker".into(),
+        args.broker.into(),
+        "--storage".into(),
+        args.storage.into(),
+        "--sim-platform".into(),
         args.sim_platform
-            .unwrap_or_else(|| home.root().to_path_buf()),
-    );
-    config.sim_roots = parse_sim_roots(&args.sim_root)?;
-    config.request_window_secs = args.request_window;
-    config.max_input_bytes = args.max_input_bytes;
-    config.job_timeout_secs = args.job_timeout;
-    config.max_concurrent_jobs = args.max_concurrent_jobs;
-    config.input_cache_bytes = args.input_cache_bytes;
-    config.body_timeout_secs = args.body_timeout;
-    coffer_worker::run(config).map_err(|e| match e {
-        coffer_worker::StartError::Bind { .. } | coffer_worker::StartError::Broker(_) => {
-            anyhow::Error::new(Usage(e.to_string()))
-        }
-        other => anyhow::Error::new(Refused(other.to_string())),
-    })
+            .unwrap_or_else(|| home.root().to_path_buf())
+            .into(),
+        "--request-window".into(),
+        args.request_window.to_string().into(),
+        "--max-input-bytes".into(),
+        args.max_input_bytes.to_string().into(),
+        "--job-timeout".into(),
+        args.job_timeout.to_string().into(),
+        "--max-concurrent-jobs".into(),
+        args.max_concurrent_jobs.to_string().into(),
+        "--input-cache-bytes".into(),
+        args.input_cache_bytes.to_string().into(),
+        "--body-timeout".into(),
+        args.body_timeout.to_string().into(),
+    ];
+    for r in args.sim_root {
+        argv.extend(["--sim-root".into(), r.into()]);
+    }
+    super::exec_service("coffer-worker", argv)
 }
 
 pub fn orchestrator(command: OrchestratorCommand) -> anyhow::Result<()> {

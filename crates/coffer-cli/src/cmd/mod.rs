@@ -37,3 +37,35 @@ pub fn file_name(path: &Path) -> anyhow::Result<String> {
             crate::exit::Usage(format!("{}: no file name; pass --name", path.display())).into()
         })
 }
+
+/// Replaces this process with the slim in-TEE binary `name` (`coffer-worker`,
+/// `coffer-broker`) that sits beside `coffer`, passing `args`. The slim binary is what a TEE
+/// runs and what a manifest pins; `coffer` itself can mint RA-TLS credentials
+/// (`coffer attest cert`), so a policy must never admit its measurement.
+pub fn exec_service(name: &str, args: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe()?;
+    let slim = exe.with_file_name(name);
+    if !slim.is_file() {
+        return Err(crate::exit::Usage(format!(
+            "{name} is not beside {} (build every binary: cargo build --release --bins)",
+            exe.display()
+        ))
+        .into());
+    }
+    let err = std::process::Command::new(&slim).args(args).exec();
+    Err(crate::exit::Usage(format!("starting {}: {err}", slim.display())).into())
+}
+
+/// The slim binary `name` beside `coffer`, measured as a sim enclave measures itself (hex).
+pub fn slim_measurement(name: &str) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let exe = std::env::current_exe()?.with_file_name(name);
+    let m = coffer_attest::sim::measure_file(&exe).with_context(|| {
+        format!(
+            "measuring {} (build every binary: cargo build --release --bins)",
+            exe.display()
+        )
+    })?;
+    Ok(hex::encode(m))
+}

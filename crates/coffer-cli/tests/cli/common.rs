@@ -103,9 +103,18 @@ impl Drop for Service {
 
 /// Starts `EXE --home HOME ARGS` and waits for its `listening on URL` line.
 pub fn start(exe: &Path, home: &Path, args: &[&str]) -> Service {
-    let mut child = Command::new(exe)
-        .arg("--home")
-        .arg(home)
+    let mut cmd = Command::new(exe);
+    cmd.arg("--home").arg(home);
+    spawn(cmd, args)
+}
+
+/// Starts a slim service binary (`coffer-worker serve …`), which takes no `--home`.
+pub fn start_slim(exe: &Path, args: &[&str]) -> Service {
+    spawn(Command::new(exe), args)
+}
+
+fn spawn(mut cmd: Command, args: &[&str]) -> Service {
+    let mut child = cmd
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

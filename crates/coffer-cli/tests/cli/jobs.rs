@@ -10,7 +10,7 @@ use coffer_client::{Home, Identity};
 use coffer_net::job::{JobRequest, JobSpec, OutputFormat};
 use coffer_net::{Connection, Endpoint};
 
-use crate::common::start;
+use crate::common::{start, start_slim};
 
 /// (diagnosis, treatment) → (patients, mean age, mean cost).
 type Groups = BTreeMap<(String, String), (usize, f64, f64)>;
@@ -226,6 +226,29 @@ fn demo_then_every_refusal_end_to_end() {
     );
     assert!(stdout.contains("SIMULATION MODE"));
     assert!(stdout.contains("receipt verified"));
+    // Issue 12: the manifest pins the slim coffer-worker, as `coffer measure` prints it, and
+    // never the `coffer` binary (which can mint RA-TLS credentials).
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_coffer"));
+    let measured = Command::new(&exe)
+        .arg("measure")
+        .arg(exe.with_file_name("coffer-worker"))
+        .output()
+        .unwrap();
+    let measured = String::from_utf8_lossy(&measured.stdout).into_owned();
+    let worker_m = measured
+        .split_whitespace()
+        .find(|t| t.len() == 96)
+        .unwrap_or_default();
+    let pinned = std::fs::read_to_string(w.join("manifest.yaml")).unwrap();
+    assert!(
+        worker_m.len() == 96 && pinned.contains(&format!("sim:measurement={worker_m}")),
+        "the manifest pins coffer-worker ({measured})"
+    );
+    let coffer_m = hex::encode(coffer_attest::sim::measure_file(&exe).unwrap());
+    assert!(
+        !pinned.contains(&coffer_m),
+        "the manifest admits the coffer binary"
+    );
     // Issue 12: the demo's key release and its job's receipt are paired in the audit log.
     assert!(stdout.contains(": receipt #"), "{stdout}");
     assert!(!stdout.contains("NO RECEIPT"), "{stdout}");
@@ -748,8 +771,8 @@ fn demo_then_every_refusal_end_to_end() {
     refused(&alpha, &o1.url, &id, "owner_not_signed", &storage);
 
     // 3. A worker with a different measurement: the same program with one byte appended.
-    let other_exe = w.join("coffer-rebuilt");
-    let mut bytes = std::fs::read(&exe).unwrap();
+    let other_exe = w.join("coffer-worker-rebuilt");
+    let mut bytes = std::fs::read(exe.with_file_name("coffer-worker")).unwrap();
     bytes.push(0);
     std::fs::write(&other_exe, bytes).unwrap();
     std::fs::set_permissions(
@@ -757,10 +780,10 @@ fn demo_then_every_refusal_end_to_end() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let other = start(
+    // The slim binary takes the same arguments without `worker`.
+    let other = start_slim(
         &other_exe,
-        &svc,
-        &as_refs(&with(worker_args(&broker.url), &platform_s)),
+        &as_refs(&with(worker_args(&broker.url), &platform_s))[1..],
     );
     let o2 = orch(&other.url, "o2.sqlite");
     let id = post(
