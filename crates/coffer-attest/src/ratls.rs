@@ -741,6 +741,42 @@ pub enum KeyAlg {
 }
 
 /// An RA-TLS certificate and its private key, ready for rustls.
+/// The certificate a renewing server presents: swapped in place by [`RenewableCert::set`],
+/// read at every handshake.
+#[derive(Debug)]
+pub struct RenewableCert {
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl RenewableCert {
+    /// Starts with `identity`'s certificate.
+    pub fn new(identity: &RaTlsIdentity) -> Result<Arc<Self>, rustls::Error> {
+        Ok(Arc::new(Self {
+            current: std::sync::RwLock::new(identity.certified_key()?),
+        }))
+    }
+
+    /// Presents `identity`'s certificate from the next handshake on.
+    pub fn set(&self, identity: &RaTlsIdentity) -> Result<(), rustls::Error> {
+        let next = identity.certified_key()?;
+        let mut current = self
+            .current
+            .write()
+            .map_err(|_| rustls::Error::General("certificate lock poisoned".into()))?;
+        *current = next;
+        Ok(())
+    }
+}
+
+impl rustls::server::ResolvesServerCert for RenewableCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.current.read().ok().map(|c| Arc::clone(&c))
+    }
+}
+
 pub struct RaTlsIdentity {
     cert_der: Vec<u8>,
     key_pkcs8: Zeroizing<Vec<u8>>,
@@ -887,6 +923,29 @@ impl RaTlsIdentity {
             vec![CertificateDer::from(self.cert_der.clone())],
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_pkcs8.to_vec())),
         )
+    }
+
+    /// The certificate and key as rustls serves them.
+    pub fn certified_key(&self) -> Result<Arc<rustls::sign::CertifiedKey>, rustls::Error> {
+        let (chain, key) = self.rustls_parts();
+        let signer = provider().key_provider.load_private_key(key)?;
+        Ok(Arc::new(rustls::sign::CertifiedKey::new(chain, signer)))
+    }
+
+    /// A TLS 1.3 server presenting whatever certificate `current` holds at each handshake, so
+    /// a service renews its certificate without restarting; with `clients`, clients must
+    /// present RA-TLS certificates that pass it.
+    pub fn renewable_server_config(
+        current: Arc<RenewableCert>,
+        clients: Option<Arc<dyn ClientCertVerifier>>,
+    ) -> Result<rustls::ServerConfig, rustls::Error> {
+        let builder = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?;
+        Ok(match clients {
+            Some(v) => builder.with_client_cert_verifier(v),
+            None => builder.with_no_client_auth(),
+        }
+        .with_cert_resolver(current))
     }
 
     /// A TLS 1.3 server presenting this certificate; with `clients`, clients must present

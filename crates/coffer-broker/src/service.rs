@@ -46,8 +46,10 @@ const MAX_BODY: usize = 4 << 20;
 /// How long a verified worker certificate is remembered.
 const WORKER_CACHE_TTL: Duration = Duration::from_secs(60);
 const WORKER_CACHE_MAX: usize = 4096;
-/// Lifetime of the RA-TLS certificate issued at start.
-const CERT_LIFETIME_SECS: i64 = 30 * 24 * 3600;
+/// Lifetime of each RA-TLS certificate: a leaked key and certificate work for a day at most.
+const CERT_LIFETIME_SECS: i64 = 24 * 3600;
+/// How often the certificate is renewed (same key, fresh evidence): well before it expires.
+const CERT_RENEW_SECS: u64 = 6 * 3600;
 const TLS_KEY_FILE: &str = "tls-key.sealed";
 const TLS_KEY_AAD: &[u8] = b"coffer-broker-tls-key-v1";
 
@@ -130,6 +132,49 @@ pub struct Service {
     app: Router,
     info: Info,
     measurement: Option<String>,
+    renewal: Arc<Renewal>,
+}
+
+/// Renews a running broker's RA-TLS certificate ([`Service::renewer`]).
+#[derive(Debug, Clone)]
+pub struct Renewer(Arc<Renewal>);
+
+impl Renewer {
+    /// Issues a fresh certificate (same key, fresh evidence, a new day of validity) and
+    /// presents it from the next handshake on.
+    pub fn renew(&self) -> Result<(), StartError> {
+        self.0.renew()
+    }
+}
+
+/// What renewing the certificate needs: the (sealed-at-rest) TLS key, the evidence source and
+/// the certificate the TLS server presents. The key never changes, so parties' pins hold.
+struct Renewal {
+    key: zeroize::Zeroizing<Vec<u8>>,
+    source: Box<dyn coffer_tee::EvidenceSource>,
+    served: Arc<coffer_attest::ratls::RenewableCert>,
+}
+
+impl std::fmt::Debug for Renewal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renewal").finish_non_exhaustive()
+    }
+}
+
+impl Renewal {
+    fn issue(&self) -> Result<RaTlsIdentity, StartError> {
+        RaTlsIdentity::issue_with_key(&self.key, None, unix_now(), CERT_LIFETIME_SECS, |rd| {
+            self.source.evidence(rd)
+        })
+        .map_err(|e| StartError::Evidence(e.to_string()))
+    }
+
+    fn renew(&self) -> Result<(), StartError> {
+        let fresh = self.issue()?;
+        self.served
+            .set(&fresh)
+            .map_err(|e| StartError::Tls(e.to_string()))
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -163,14 +208,22 @@ impl Service {
                 source.evidence(rd)
             })
             .map_err(|e| StartError::Evidence(e.to_string()))?;
+        let renewal = Renewal {
+            key,
+            source,
+            served: coffer_attest::ratls::RenewableCert::new(&identity)
+                .map_err(|e| StartError::Tls(e.to_string()))?,
+        };
         let cert = RaTlsCert::from_der(identity.cert_der())
             .map_err(|e| StartError::Evidence(e.to_string()))?;
         let measurement = coffer_attest::sim::parse_sim_evidence(cert.evidence().data())
             .ok()
             .map(|c| hex::encode(c.measurement));
-        let tls = identity
-            .server_config(Some(DeferredClientVerifier::new()))
-            .map_err(|e| StartError::Tls(e.to_string()))?;
+        let tls = RaTlsIdentity::renewable_server_config(
+            Arc::clone(&renewal.served),
+            Some(DeferredClientVerifier::new()),
+        )
+        .map_err(|e| StartError::Tls(e.to_string()))?;
         let simulated = config.backend == Backend::Sim;
         // Only a simulated broker trusts (and so creates) a sim platform key of its own.
         let verifier = config
@@ -205,6 +258,7 @@ impl Service {
             app: router(state),
             info,
             measurement,
+            renewal: Arc::new(renewal),
         })
     }
 
@@ -222,11 +276,31 @@ impl Service {
     }
 
     /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes, renewing the certificate every few hours.
     pub async fn serve(
         self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
-        coffer_net::serve_tls(self.listener, self.tls, self.app, shutdown).await
+        let renewal = self.renewal;
+        let renew = async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(CERT_RENEW_SECS)).await;
+                if let Err(e) = renewal.renew() {
+                    eprintln!("coffer-broker: renewing the RA-TLS certificate: {e}");
+                    tokio::time::sleep(Duration::from_secs(300)).await;
+                }
+            }
+        };
+        tokio::select! {
+            served = coffer_net::serve_tls(self.listener, self.tls, self.app, shutdown) => served,
+            () = renew => Ok(()),
+        }
+    }
+
+    /// A handle that renews the RA-TLS certificate now (what `serve` does every few hours),
+    /// usable while the service runs.
+    pub fn renewer(&self) -> Renewer {
+        Renewer(Arc::clone(&self.renewal))
     }
 }
 

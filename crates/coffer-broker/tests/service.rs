@@ -551,3 +551,62 @@ async fn manifest_submissions_are_capped_per_key() {
     let r = s.party.submit("beta", &s.yaml, &sigs).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 }
+
+/// Issue 12: the broker's RA-TLS certificate lives a day at most (it is renewed in place,
+/// with the same sealed key, while the broker runs).
+#[tokio::test]
+async fn the_broker_certificate_lives_a_day_at_most() {
+    let s = setup(true, &PARTIES).await;
+    let conn = coffer_net::Connection::connect(
+        &s.broker.endpoint(),
+        coffer_net::client_config(None).unwrap(),
+    )
+    .await
+    .unwrap();
+    let cert = coffer_attest::ratls::RaTlsCert::from_der(conn.peer_certificate()).unwrap();
+    assert!(
+        cert.not_after - now() <= 86_400 + 5,
+        "{}",
+        cert.not_after - now()
+    );
+    assert!(cert.validity_check(now()).is_none());
+}
+
+/// Issue 12: a running broker renews its certificate in place, with the same key, so the
+/// parties' pins still hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_renews_its_certificate_with_the_same_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = coffer_broker::service::Service::bind(coffer_broker::service::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data: dir.path().join("data"),
+        backend: coffer_tee::Backend::Sim,
+        sim_platform: dir.path().join("platform"),
+        sim_roots: Vec::new(),
+        request_window_secs: 300,
+    })
+    .await
+    .unwrap();
+    let endpoint =
+        coffer_net::Endpoint::parse(&format!("https://{}", service.local_addr().unwrap())).unwrap();
+    let renewer = service.renewer();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(service.serve(async {
+        let _ = stopped.await;
+    }));
+    let cert = || async {
+        let conn =
+            coffer_net::Connection::connect(&endpoint, coffer_net::client_config(None).unwrap())
+                .await
+                .unwrap();
+        coffer_attest::ratls::RaTlsCert::from_der(conn.peer_certificate()).unwrap()
+    };
+    let first = cert().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    renewer.renew().unwrap();
+    let second = cert().await;
+    assert_eq!(second.spki_sha256(), first.spki_sha256());
+    assert!(second.not_before > first.not_before);
+    let _ = stop.send(());
+    let _ = server.await;
+}

@@ -272,7 +272,7 @@ async fn run_checked(
         simulated: w.info.simulated,
         time: unix_now(),
     }
-    .sign(&w.identity)
+    .sign(w.identity()?.as_ref())
     .map_err(|e| internal(e.to_string()))?;
     hand_in_receipt(w, &manifest, &receipt).await;
     Ok(JobDone { receipt })
@@ -291,8 +291,8 @@ impl std::fmt::Debug for BrokerConn {
 }
 
 async fn connect_broker(w: &Worker) -> Result<BrokerConn, ApiError> {
-    let config =
-        coffer_net::client_config(Some(&w.identity)).map_err(|e| internal(e.to_string()))?;
+    let config = coffer_net::client_config(Some(w.identity()?.as_ref()))
+        .map_err(|e| internal(e.to_string()))?;
     let conn = Connection::connect(&w.broker, config).await.map_err(|e| {
         ApiError::new(
             "internal",

@@ -33,4 +33,4 @@ mod job;
 mod refusal;
 pub mod service;
 
-pub use service::{Config, Service, StartError, run};
+pub use service::{Config, Renewer, Service, StartError, run};

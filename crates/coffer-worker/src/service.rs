@@ -20,8 +20,10 @@ use tokio::net::TcpListener;
 
 /// Largest job request accepted (the manifest travels inside it).
 const MAX_BODY: usize = 8 << 20;
-/// Lifetime of the RA-TLS certificate issued at start.
-const CERT_LIFETIME_SECS: i64 = 7 * 24 * 3600;
+/// Lifetime of each RA-TLS certificate: a leaked key and certificate work for a day at most.
+const CERT_LIFETIME_SECS: i64 = 24 * 3600;
+/// How often the certificate is renewed (fresh evidence, same key): well before it expires.
+const CERT_RENEW_SECS: u64 = 6 * 3600;
 
 /// How to run a worker.
 #[derive(Debug, Clone)]
@@ -100,7 +102,10 @@ pub enum StartError {
 
 /// What every job needs: the worker's identity, the broker, storage.
 pub(crate) struct Worker {
-    pub(crate) identity: RaTlsIdentity,
+    /// The current RA-TLS identity (renewed in place: same key, fresh evidence and dates).
+    identity: std::sync::RwLock<Arc<RaTlsIdentity>>,
+    /// What renewal needs: the TLS key, the evidence source, the served certificate.
+    renewal: Renewal,
     pub(crate) info: WorkerInfo,
     /// Verifies the broker's evidence (policy from each job's manifest).
     pub(crate) verifier: Verifier,
@@ -118,6 +123,13 @@ pub(crate) struct Worker {
     inputs: Mutex<InputCache>,
     /// The keep-alive connection to the broker, if one is open.
     pub(crate) broker_conn: tokio::sync::Mutex<Option<crate::job::BrokerConn>>,
+}
+
+/// The worker's TLS key and evidence source, and the certificate its TLS server presents.
+struct Renewal {
+    key: zeroize::Zeroizing<Vec<u8>>,
+    source: Box<dyn coffer_tee::EvidenceSource>,
+    tls: Arc<coffer_attest::ratls::RenewableCert>,
 }
 
 /// Input ciphertext that matched its pinned digest, by (object, digest): a later job over the
@@ -140,6 +152,30 @@ impl std::fmt::Debug for Worker {
 }
 
 impl Worker {
+    /// The current RA-TLS identity: it signs receipts and is the client certificate toward
+    /// the broker.
+    pub(crate) fn identity(&self) -> Result<Arc<RaTlsIdentity>, ApiError> {
+        self.identity
+            .read()
+            .map(|i| Arc::clone(&i))
+            .map_err(|_| ApiError::new("internal", "internal", "identity lock poisoned"))
+    }
+
+    /// Issues a fresh certificate (same key, fresh evidence, a new validity period) and
+    /// presents it from the next handshake on; the next broker connection uses it too.
+    pub(crate) async fn renew(&self) -> Result<(), StartError> {
+        let fresh = issue(&self.renewal.key, self.renewal.source.as_ref())?;
+        self.renewal
+            .tls
+            .set(&fresh)
+            .map_err(|e| StartError::Tls(e.to_string()))?;
+        if let Ok(mut current) = self.identity.write() {
+            *current = Arc::new(fresh);
+        }
+        *self.broker_conn.lock().await = None;
+        Ok(())
+    }
+
     /// Verified ciphertext of `name` with `digest`, if held.
     pub(crate) fn cached_input(&self, name: &str, digest: &str) -> Option<Bytes> {
         let cache = self.inputs.lock().ok()?;
@@ -194,6 +230,14 @@ pub(crate) fn unix_now() -> UnixTime {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// A certificate for `key` with fresh evidence from `source`, valid for a day from now.
+fn issue(key: &[u8], source: &dyn coffer_tee::EvidenceSource) -> Result<RaTlsIdentity, StartError> {
+    RaTlsIdentity::issue_with_key(key, None, unix_now(), CERT_LIFETIME_SECS, |rd| {
+        source.evidence(rd)
+    })
+    .map_err(|e| StartError::Evidence(e.to_string()))
+}
+
 /// The runtime queries run on, apart from the one serving TLS. Never dropped.
 fn compute_runtime() -> Result<&'static tokio::runtime::Runtime, ApiError> {
     static RUNTIME: OnceLock<std::io::Result<tokio::runtime::Runtime>> = OnceLock::new();
@@ -206,6 +250,18 @@ fn compute_runtime() -> Result<&'static tokio::runtime::Runtime, ApiError> {
         })
         .as_ref()
         .map_err(|e| ApiError::new("internal", "internal", format!("compute runtime: {e}")))
+}
+
+/// Renews a running worker's RA-TLS certificate ([`Service::renewer`]).
+#[derive(Debug, Clone)]
+pub struct Renewer(Arc<Worker>);
+
+impl Renewer {
+    /// Issues a fresh certificate (same key, fresh evidence, a new day of validity) and
+    /// presents it from the next handshake on.
+    pub async fn renew(&self) -> Result<(), StartError> {
+        self.0.renew().await
+    }
 }
 
 /// A bound, ready worker.
@@ -228,18 +284,17 @@ impl Service {
             .backend
             .open(&config.sim_platform, false)
             .map_err(|e| StartError::Evidence(e.to_string()))?;
-        let identity =
-            RaTlsIdentity::issue(KeyAlg::P256, None, unix_now(), CERT_LIFETIME_SECS, |rd| {
-                source.evidence(rd)
-            })
+        let key = RaTlsIdentity::generate_key(KeyAlg::P256)
             .map_err(|e| StartError::Evidence(e.to_string()))?;
+        let identity = issue(&key, source.as_ref())?;
         let cert = RaTlsCert::from_der(identity.cert_der())
             .map_err(|e| StartError::Evidence(e.to_string()))?;
         let measurement = coffer_attest::sim::parse_sim_evidence(cert.evidence().data())
             .ok()
             .map(|c| hex::encode(c.measurement));
-        let tls = identity
-            .server_config(None)
+        let served = coffer_attest::ratls::RenewableCert::new(&identity)
+            .map_err(|e| StartError::Tls(e.to_string()))?;
+        let tls = RaTlsIdentity::renewable_server_config(Arc::clone(&served), None)
             .map_err(|e| StartError::Tls(e.to_string()))?;
         let simulated = config.backend == Backend::Sim;
         let verifier = config
@@ -253,7 +308,12 @@ impl Service {
             tls_spki_sha256: hex::encode(cert.spki_sha256()),
         };
         let worker = Arc::new(Worker {
-            identity,
+            identity: std::sync::RwLock::new(Arc::new(identity)),
+            renewal: Renewal {
+                key,
+                source,
+                tls: served,
+            },
             info,
             verifier,
             broker,
@@ -307,11 +367,32 @@ impl Service {
     }
 
     /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes, renewing the certificate every few hours.
     pub async fn serve(
         self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
-        coffer_net::serve_tls(self.listener, self.tls, self.app, shutdown).await
+        let worker = Arc::clone(&self.worker);
+        let renew = async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(CERT_RENEW_SECS)).await;
+                if let Err(e) = worker.renew().await {
+                    // The old certificate serves until it expires; try again sooner.
+                    eprintln!("coffer-worker: renewing the RA-TLS certificate: {e}");
+                    tokio::time::sleep(std::time::Duration::from_secs(300)).await;
+                }
+            }
+        };
+        tokio::select! {
+            served = coffer_net::serve_tls(self.listener, self.tls, self.app, shutdown) => served,
+            () = renew => Ok(()),
+        }
+    }
+
+    /// A handle that renews the RA-TLS certificate now (what `serve` does every few hours),
+    /// usable while the service runs.
+    pub fn renewer(&self) -> Renewer {
+        Renewer(Arc::clone(&self.worker))
     }
 }
 

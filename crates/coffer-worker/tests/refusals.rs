@@ -275,3 +275,60 @@ fn every_refusal_is_named_redacted_and_stores_nothing() {
     });
     let _ = stop.send(());
 }
+
+/// Issue 12: the worker's certificate lives a day at most and is renewed in place: after a
+/// renewal the same TLS key is presented with fresh evidence and a later validity, and it
+/// still verifies.
+#[test]
+fn certificates_live_a_day_and_are_renewed_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = coffer_worker::Config::new(
+        "127.0.0.1:0".parse().unwrap(),
+        coffer_tee::Backend::Sim,
+        "https://127.0.0.1:9".into(),
+        dir.path().join("storage").to_str().unwrap().into(),
+        dir.path().join("platform"),
+    );
+    let service = rt.block_on(coffer_worker::Service::bind(config)).unwrap();
+    let url = format!("https://{}", service.local_addr().unwrap());
+    let renewer = service.renewer();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    rt.spawn(service.serve(async {
+        let _ = stopped.await;
+    }));
+    let cert = || {
+        rt.block_on(async {
+            let conn = Connection::connect(
+                &Endpoint::parse(&url).unwrap(),
+                coffer_net::client_config(None).unwrap(),
+            )
+            .await
+            .unwrap();
+            coffer_attest::ratls::RaTlsCert::from_der(conn.peer_certificate()).unwrap()
+        })
+    };
+    let platform =
+        coffer_tee::sim::SimPlatform::load_or_create(&dir.path().join("platform")).unwrap();
+    let verifier = coffer_attest::Verifier::new().with_sim_root(platform.public_key());
+    let first = cert();
+    assert!(first.not_after - now() <= 86_400 + 5, "lives a day at most");
+    first.verify_bound(&verifier, None, now()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    rt.block_on(renewer.renew()).unwrap();
+    let second = cert();
+    assert_eq!(second.spki_sha256(), first.spki_sha256(), "the same key");
+    assert!(second.not_after > first.not_after, "a later validity");
+    assert!(second.not_before > first.not_before, "issued anew");
+    second.verify_bound(&verifier, None, now()).unwrap();
+    // Past its end, the first certificate is refused by name.
+    let failed = first
+        .verify_bound(&verifier, None, first.not_after + 1)
+        .unwrap_err();
+    assert_eq!(failed[0].check(), "certificate_expired");
+    let _ = stop.send(());
+}
