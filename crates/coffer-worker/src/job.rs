@@ -274,7 +274,7 @@ async fn run_checked(
     }
     .sign(w.identity()?.as_ref())
     .map_err(|e| internal(e.to_string()))?;
-    hand_in_receipt(w, &manifest, &receipt).await;
+    hand_in_receipt(w, &receipt).await;
     Ok(JobDone { receipt })
 }
 
@@ -306,14 +306,20 @@ async fn connect_broker(w: &Worker) -> Result<BrokerConn, ApiError> {
     Ok(BrokerConn { conn, verdict })
 }
 
-/// The broker's evidence must meet the job's manifest policy, as the worker's must.
+/// The broker's evidence must meet the worker's own broker policy (the manifest's policy is
+/// for workers: the broker is not a worker, and must not pass as one).
 fn appraise_broker(
     w: &Worker,
-    manifest: &Manifest,
     verdict: &Result<coffer_attest::Verified, Vec<coffer_attest::FailedCheck>>,
 ) -> Result<(), ApiError> {
+    let Some(policy) = &w.broker_policy else {
+        return Err(refused(
+            "broker_attestation",
+            "this worker has no broker policy (--broker-policy FILE), so it trusts no broker",
+        ));
+    };
     let failed = match verdict {
-        Ok(verified) => manifest.policy().check(verified, unix_now()),
+        Ok(verified) => policy.check(verified, unix_now()),
         Err(failed) => failed.clone(),
     };
     if failed.is_empty() {
@@ -322,7 +328,7 @@ fn appraise_broker(
     Err(refused(
         "broker_attestation",
         format!(
-            "the key broker at {} does not meet the manifest's enclave policy",
+            "the key broker at {} does not meet this worker's broker policy",
             w.broker.url()
         ),
     )
@@ -350,7 +356,7 @@ async fn release(
         job: signed_job.clone(),
     })
     .map_err(|e| internal(e.to_string()))?;
-    let resp = send_to_broker(w, manifest, coffer_net::broker::RELEASE, body).await?;
+    let resp = send_to_broker(w, coffer_net::broker::RELEASE, body).await?;
     if !resp.status.is_success() {
         // The broker's refusal, as it named it (measurement, replayed_request, …).
         return Err(
@@ -380,23 +386,22 @@ async fn release(
 /// Hands the job's signed receipt to the broker, which records it next to the job's key
 /// release. Best effort: the outputs are stored either way, and a receipt that never arrived
 /// shows as such in the audit log.
-async fn hand_in_receipt(w: &Worker, manifest: &Manifest, receipt: &SignedReceipt) {
+async fn hand_in_receipt(w: &Worker, receipt: &SignedReceipt) {
     let Ok(body) = serde_json::to_vec(receipt) else {
         return;
     };
-    let _ = send_to_broker(w, manifest, coffer_net::broker::RECEIPTS, body).await;
+    let _ = send_to_broker(w, coffer_net::broker::RECEIPTS, body).await;
 }
 
 /// POSTs `body` to the broker at `path` over the keep-alive RA-TLS connection, after
-/// appraising the broker against `manifest`'s policy.
+/// appraising the broker against this worker's broker policy.
 async fn send_to_broker(
     w: &Worker,
-    manifest: &Manifest,
     path: &str,
     body: Vec<u8>,
 ) -> Result<coffer_net::Response, ApiError> {
     // One keep-alive connection to the broker, its evidence verified once per connection and
-    // appraised against each job's manifest. A reused connection the broker has closed is
+    // appraised before each request. A reused connection the broker has closed is
     // replaced once; a fresh one that fails is an error.
     let mut held = w.broker_conn.lock().await;
     let mut reused = held.is_some();
@@ -408,7 +413,7 @@ async fn send_to_broker(
         let Some(broker) = held.as_mut() else {
             return Err(internal("no broker connection"));
         };
-        appraise_broker(w, manifest, &broker.verdict)?;
+        appraise_broker(w, &broker.verdict)?;
         match broker
             .conn
             .send(http::Method::POST, path, &[], body.clone())

@@ -53,6 +53,10 @@ pub struct Config {
     pub max_concurrent_jobs: usize,
     /// Time allowed to read a request's body once its headers arrived (`body_timeout`).
     pub body_timeout_secs: u64,
+    /// The policy the key broker's evidence must meet. A manifest's `enclave:` policy
+    /// appraises workers only; the broker is the operator's choice, pinned here. `None`:
+    /// every job is refused (`broker_attestation`) until one is configured.
+    pub broker_policy: Option<coffer_attest::Policy>,
 }
 
 impl Config {
@@ -77,6 +81,7 @@ impl Config {
             job_timeout_secs: 3600,
             max_concurrent_jobs: 2,
             body_timeout_secs: 30,
+            broker_policy: None,
         }
     }
 }
@@ -114,6 +119,8 @@ pub(crate) struct Worker {
     pub(crate) window: i64,
     /// See [`Config::max_input_bytes`].
     pub(crate) max_input_bytes: u64,
+    /// See [`Config::broker_policy`].
+    pub(crate) broker_policy: Option<coffer_attest::Policy>,
     job_timeout: std::time::Duration,
     body_timeout: std::time::Duration,
     /// One permit per job that may run at once.
@@ -320,6 +327,7 @@ impl Service {
             storage,
             window: config.request_window_secs,
             max_input_bytes: config.max_input_bytes,
+            broker_policy: config.broker_policy.clone(),
             job_timeout: std::time::Duration::from_secs(config.job_timeout_secs),
             body_timeout: std::time::Duration::from_secs(config.body_timeout_secs),
             slots: Arc::new(tokio::sync::Semaphore::new(

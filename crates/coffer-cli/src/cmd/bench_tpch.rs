@@ -171,13 +171,17 @@ pub fn run(args: &TpchArgs) -> anyhow::Result<()> {
         .to_str()
         .context("storage path is not UTF-8")?
         .to_owned();
-    let worker = worker_rt.block_on(coffer_worker::Service::bind(coffer_worker::Config::new(
+    let mut worker_config = coffer_worker::Config::new(
         "127.0.0.1:0".parse()?,
         coffer_tee::Backend::Sim,
         broker_url.clone(),
         storage_s,
         platform,
-    )))?;
+    );
+    worker_config.broker_policy = Some(coffer_attest::Policy::from_yaml(&format!(
+        "tee: [sim]\nallow_simulation: true\nmeasurements: [\"sim:measurement={measurement}\"]\n"
+    ))?);
+    let worker = worker_rt.block_on(coffer_worker::Service::bind(worker_config))?;
     let worker_url = format!("https://{}", worker.local_addr()?);
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
     worker_rt.spawn(worker.serve(async {

@@ -299,6 +299,17 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         ],
     )?;
     println!("    broker:       {broker}");
+    // The worker appraises the broker by the operator's own policy: the manifest's policy is
+    // for workers, and a broker must not pass as one.
+    let broker_policy = dir.join("broker-policy.yaml");
+    std::fs::write(
+        &broker_policy,
+        format!(
+            "tee: [sim]\nmeasurements: [\"sim:measurement={}\"]\nallow_debug: false\n\
+             allow_simulation: true   # development only: sim proves nothing\n",
+            super::slim_measurement("coffer-broker")?
+        ),
+    )?;
     let worker = start(
         &mut services,
         &svc_home,
@@ -316,6 +327,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             &storage_s,
             "--sim-platform",
             &platform_s,
+            "--broker-policy",
+            path_str(&broker_policy)?,
         ],
     )?;
     println!("    worker:       {worker}");
@@ -345,7 +358,6 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     // The manifest pins the slim in-TEE binaries the services run (`coffer worker serve`
     // and `coffer broker serve` exec them), never `coffer`, which can mint RA-TLS credentials.
     let worker_measurement = super::slim_measurement("coffer-worker")?;
-    let broker_measurement = super::slim_measurement("coffer-broker")?;
     let mut parties = String::new();
     for p in PARTIES {
         let public = coffer_client::Identity::load(&coffer_client::Home::new(home(p)))?.public();
@@ -368,8 +380,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     }
     let manifest = format!(
         "version: 1\nid: coffer-demo-hospitals\npredecessor: null\nparties:\n{parties}\
-         enclave:\n  tee: [sim]\n  measurements: [\"sim:measurement={worker_measurement}\", \
-         \"sim:measurement={broker_measurement}\"]\n  \
+         enclave:\n  tee: [sim]\n  measurements: [\"sim:measurement={worker_measurement}\"]\n  \
          allow_debug: false\n  allow_simulation: true   # development only: sim proves nothing\n\
          datasets:\n{datasets_yaml}computations:\n  - name: {COMPUTATION}\n    kind: sql\n    \
          query: |\n      {QUERY}\n    inputs: [alpha_patients, beta_treatments]\n    \

@@ -69,6 +69,10 @@ pub struct WorkerServeArgs {
     /// Time allowed to read a job request's body (refused as body_timeout)
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     body_timeout: u64,
+    /// The policy the key broker's evidence must meet (YAML, as a manifest's `enclave:`).
+    /// A manifest's policy appraises workers only; without this the worker trusts no broker
+    #[arg(long, value_name = "FILE")]
+    broker_policy: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -268,6 +272,9 @@ pub fn worker(home: &Home, command: WorkerCommand) -> anyhow::Result<()> {
     ];
     for r in args.sim_root {
         argv.extend(["--sim-root".into(), r.into()]);
+    }
+    if let Some(p) = args.broker_policy {
+        argv.extend(["--broker-policy".into(), p.into()]);
     }
     super::exec_service("coffer-worker", argv)
 }

@@ -249,6 +249,16 @@ fn demo_then_every_refusal_end_to_end() {
         !pinned.contains(&coffer_m),
         "the manifest admits the coffer binary"
     );
+    // Roles apart: the manifest admits workers only; the broker is in the workers' own policy.
+    let broker_m = hex::encode(
+        coffer_attest::sim::measure_file(&exe.with_file_name("coffer-broker")).unwrap(),
+    );
+    assert!(
+        !pinned.contains(&broker_m),
+        "the manifest admits the broker binary"
+    );
+    let broker_policy = std::fs::read_to_string(w.join("broker-policy.yaml")).unwrap();
+    assert!(broker_policy.contains(&broker_m), "{broker_policy}");
     // Issue 12: the demo's key release and its job's receipt are paired in the audit log.
     assert!(stdout.contains(": receipt #"), "{stdout}");
     assert!(!stdout.contains("NO RECEIPT"), "{stdout}");
@@ -344,6 +354,8 @@ fn demo_then_every_refusal_end_to_end() {
             w.join("broker").to_str().unwrap(),
         ],
     );
+    // Workers appraise the broker by the demo's broker policy, not by the manifest.
+    let broker_policy = w.join("broker-policy.yaml").to_str().unwrap().to_owned();
     let worker_args = |b: &str| {
         vec![
             "worker".to_owned(),
@@ -356,6 +368,8 @@ fn demo_then_every_refusal_end_to_end() {
             b.to_owned(),
             "--storage".into(),
             storage_s.clone(),
+            "--broker-policy".into(),
+            broker_policy.clone(),
             "--sim-platform".into(),
         ]
     };

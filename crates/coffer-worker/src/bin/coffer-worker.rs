@@ -6,7 +6,7 @@
 //! coffer-worker serve --listen ADDR --tee sim|gramine|tsm|nitro --broker URL --storage URL
 //!                     [--sim-platform DIR] [--sim-root HEX]... [--request-window SECS]
 //!                     [--max-input-bytes N] [--job-timeout SECS] [--max-concurrent-jobs N]
-//!                     [--input-cache-bytes N] [--body-timeout SECS]
+//!                     [--input-cache-bytes N] [--body-timeout SECS] [--broker-policy FILE]
 //! ```
 //!
 //! Exit codes: 0 stopped by a signal, 1 refused to start, 2 usage or I/O error.
@@ -20,7 +20,7 @@ use coffer_worker::{Config, StartError, run};
 const USAGE: &str = "usage: coffer-worker serve --listen ADDR --tee sim|gramine|tsm|nitro \
 --broker URL --storage URL [--sim-platform DIR] [--sim-root HEX]... [--request-window SECS] \
 [--max-input-bytes N] [--job-timeout SECS] [--max-concurrent-jobs N] [--input-cache-bytes N] \
-[--body-timeout SECS]";
+[--body-timeout SECS] [--broker-policy FILE]";
 
 /// Parses a flag's numeric value, naming the flag on failure.
 fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String>
@@ -41,6 +41,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
     let mut sim_roots = Vec::new();
     let mut window = 300i64;
     let mut limits: Vec<(String, String)> = Vec::new();
+    let mut broker_policy = None;
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -72,6 +73,15 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
                     .parse()
                     .map_err(|e| format!("--request-window {v:?}: {e}"))?;
             }
+            "--broker-policy" => {
+                let path = value()?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("--broker-policy {path}: {e}"))?;
+                broker_policy = Some(
+                    coffer_attest::Policy::from_yaml(&text)
+                        .map_err(|e| format!("--broker-policy {path}: {e}"))?,
+                );
+            }
             "--max-input-bytes"
             | "--job-timeout"
             | "--max-concurrent-jobs"
@@ -94,6 +104,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
     );
     config.sim_roots = sim_roots;
     config.request_window_secs = window;
+    config.broker_policy = broker_policy;
     for (flag, v) in limits {
         match flag.as_str() {
             "--max-input-bytes" => config.max_input_bytes = number(&flag, &v)?,
