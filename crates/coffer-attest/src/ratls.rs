@@ -246,6 +246,50 @@ pub enum CertEvidence {
     GramineLegacy { quote: Vec<u8> },
 }
 
+/// Evidence made for one session: it binds `spki_der` (the TLS key the peer sees on the
+/// connection) and the verifier's `nonce`, in the tagged-evidence format of the RA-TLS
+/// extension. A service answers a challenge with it, so a verifier sees evidence made after
+/// it asked, not the evidence its certificate was issued with.
+pub fn answer_challenge(
+    spki_der: &[u8],
+    nonce: &[u8],
+    evidence_for: impl FnOnce(&[u8; 64]) -> Result<Evidence, String>,
+) -> Result<Vec<u8>, String> {
+    let claims = BindingClaims::new(spki_der, Some(nonce)).map_err(|e| e.to_string())?;
+    let cbor = claims.to_cbor().map_err(|e| e.to_string())?;
+    let evidence = evidence_for(&report_data_for(&cbor))?;
+    encode_tagged_evidence(&evidence, &cbor).map_err(|e| e.to_string())
+}
+
+/// Verifies an answer to a challenge ([`answer_challenge`]): the evidence verifies at `now`,
+/// binds `spki_der` (the connection's TLS key) and carries `nonce`.
+pub fn verify_challenge(
+    answer: &[u8],
+    spki_der: &[u8],
+    nonce: &[u8],
+    verifier: &Verifier,
+    now: UnixTime,
+) -> Result<Verified, Vec<FailedCheck>> {
+    let one = |e: Error| vec![FailedCheck::from_error(&e)];
+    let (evidence, claims_cbor) = decode_tagged_evidence(answer).map_err(one)?;
+    let claims = BindingClaims::from_cbor(&claims_cbor).map_err(one)?;
+    let verified = verifier.verify(&evidence, now).map_err(one)?;
+    let mut failed = Vec::new();
+    if claims.pubkey_hash_alg.digest(spki_der) != claims.pubkey_hash
+        || verified.claims.report_data() != report_data_for(&claims_cbor)
+    {
+        failed.push(FailedCheck::KeyNotBound);
+    }
+    if claims.nonce.as_deref() != Some(nonce) {
+        failed.push(FailedCheck::NonceMismatch);
+    }
+    if failed.is_empty() {
+        Ok(verified)
+    } else {
+        Err(failed)
+    }
+}
+
 /// A parsed RA-TLS certificate; nothing verified yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaTlsCert {

@@ -439,3 +439,50 @@ fn a_key_that_does_not_match_the_certificate_fails_the_handshake() {
 fn pem_body(pem: &str) -> Vec<u8> {
     der::pem::decode_vec(pem.as_bytes()).unwrap().1
 }
+
+/// Issue 12: a challenge's answer is evidence made for the verifier's nonce, binding the
+/// connection's key; an old answer, another key's or garbage is refused by name.
+#[test]
+fn challenge_answers_bind_the_nonce_and_the_key() {
+    use coffer_attest::ratls::{answer_challenge, verify_challenge};
+    let id = issue(None);
+    let cert = coffer_attest::ratls::RaTlsCert::from_der(id.cert_der()).unwrap();
+    let nonce = [7u8; 32];
+    let answer = answer_challenge(&cert.spki_der, &nonce, |rd| {
+        sim_evidence(rd).map_err(|e| e.to_string())
+    })
+    .unwrap();
+    let verified = verify_challenge(&answer, &cert.spki_der, &nonce, &verifier(), NOW).unwrap();
+    assert_eq!(verified.claims.tee(), TeeKind::Sim);
+    let checks = |r: Result<coffer_attest::Verified, Vec<FailedCheck>>| -> Vec<&'static str> {
+        r.unwrap_err().iter().map(FailedCheck::check).collect()
+    };
+    assert_eq!(
+        checks(verify_challenge(
+            &answer,
+            &cert.spki_der,
+            &[8; 32],
+            &verifier(),
+            NOW
+        )),
+        ["nonce"],
+        "an answer to another challenge"
+    );
+    let other = coffer_attest::ratls::RaTlsCert::from_der(issue(None).cert_der()).unwrap();
+    assert_eq!(
+        checks(verify_challenge(
+            &answer,
+            &other.spki_der,
+            &nonce,
+            &verifier(),
+            NOW
+        )),
+        ["key_binding"],
+        "an answer for another key"
+    );
+    let mut flipped = answer.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    assert!(verify_challenge(&flipped, &cert.spki_der, &nonce, &verifier(), NOW).is_err());
+    assert!(verify_challenge(b"garbage", &cert.spki_der, &nonce, &verifier(), NOW).is_err());
+}

@@ -97,6 +97,10 @@ struct AppState {
     workers: Mutex<HashMap<[u8; 32], (Instant, WorkerVerdict)>>,
     /// Recent manifest submissions per signing key (Unix times), for the hourly cap.
     submissions: Mutex<HashMap<[u8; 32], std::collections::VecDeque<i64>>>,
+    /// The evidence source, for challenges.
+    renewal: Arc<Renewal>,
+    /// The TLS key's SubjectPublicKeyInfo (DER): what a challenge's evidence binds.
+    spki_der: Vec<u8>,
 }
 
 /// Manifest submissions one signing key may make per hour: each grows the audit log and is
@@ -208,12 +212,12 @@ impl Service {
                 source.evidence(rd)
             })
             .map_err(|e| StartError::Evidence(e.to_string()))?;
-        let renewal = Renewal {
+        let renewal = Arc::new(Renewal {
             key,
             source,
             served: coffer_attest::ratls::RenewableCert::new(&identity)
                 .map_err(|e| StartError::Tls(e.to_string()))?,
-        };
+        });
         let cert = RaTlsCert::from_der(identity.cert_der())
             .map_err(|e| StartError::Evidence(e.to_string()))?;
         let measurement = coffer_attest::sim::parse_sim_evidence(cert.evidence().data())
@@ -244,6 +248,8 @@ impl Service {
             window: config.request_window_secs,
             workers: Mutex::new(HashMap::new()),
             submissions: Mutex::new(HashMap::new()),
+            renewal: Arc::clone(&renewal),
+            spki_der: cert.spki_der.clone(),
         });
         let listener =
             TcpListener::bind(config.listen)
@@ -258,7 +264,7 @@ impl Service {
             app: router(state),
             info,
             measurement,
-            renewal: Arc::new(renewal),
+            renewal,
         })
     }
 
@@ -327,6 +333,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route(coffer_net::broker::AUDIT, get(audit))
         .route(coffer_net::broker::RECEIPTS, post(receipt))
         .route(coffer_net::broker::REVOKE, post(revoke_key))
+        .route(coffer_net::broker::ATTEST, post(attest))
         .route(coffer_net::broker::RETIRE, post(retire_manifest))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -543,6 +550,30 @@ async fn upload_key(
             dataset: req.dataset,
         }),
     ))
+}
+
+/// Evidence made for the caller's nonce, binding this broker's TLS key.
+async fn attest(
+    State(s): State<Arc<AppState>>,
+    body: Bytes,
+) -> Result<axum::Json<coffer_net::broker::ChallengeAnswer>, ApiError> {
+    let req: coffer_net::broker::Challenge = parse_json(&body)?;
+    let nonce = hex::decode(&req.nonce)
+        .ok()
+        .filter(|n| (16..=64).contains(&n.len()))
+        .ok_or_else(|| bad_request("nonce", "the nonce must be 16 to 64 bytes, hex"))?;
+    let state = Arc::clone(&s);
+    let answer = tokio::task::spawn_blocking(move || {
+        coffer_attest::ratls::answer_challenge(&state.spki_der, &nonce, |rd| {
+            state.renewal.source.evidence(rd).map_err(|e| e.to_string())
+        })
+    })
+    .await
+    .map_err(|e| internal(format!("evidence task: {e}")))?
+    .map_err(|e| internal(format!("evidence: {e}")))?;
+    Ok(axum::Json(coffer_net::broker::ChallengeAnswer {
+        evidence: hex::encode(answer),
+    }))
 }
 
 /// The held manifest `hash` and the signed request's party key in it, authenticated.

@@ -178,6 +178,48 @@ fn hex_measurements(v: &Verified) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Challenges the broker on `conn` with a fresh nonce: its answer must be evidence made for
+/// that nonce that verifies and binds the connection's TLS key (`spki_der`). Returns the
+/// fresh evidence's claims, which the caller appraises.
+async fn challenge(
+    conn: &mut Connection,
+    url: &str,
+    spki_der: &[u8],
+    verifier: &Verifier,
+    now: i64,
+) -> Result<coffer_attest::Verified, BrokerClientError> {
+    let refused = |checks: Vec<String>| BrokerClientError::Appraisal {
+        url: url.to_owned(),
+        checks,
+    };
+    let nonce_hex = coffer_net::signed::fresh_nonce()
+        .map_err(|e| crate::Error::InvalidArgument(format!("random nonce: {e}")))?;
+    let nonce = hex::decode(&nonce_hex)
+        .map_err(|e| crate::Error::InvalidArgument(format!("random nonce: {e}")))?;
+    let body = serde_json::to_vec(&coffer_net::broker::Challenge { nonce: nonce_hex })
+        .map_err(|e| crate::Error::InvalidArgument(e.to_string()))?;
+    let resp = conn
+        .send(Method::POST, coffer_net::broker::ATTEST, &[], body)
+        .await?;
+    if !resp.status.is_success() {
+        return Err(refused(vec![format!(
+            "[nonce] the broker did not answer the challenge ({})",
+            resp.status
+        )]));
+    }
+    let answer: coffer_net::broker::ChallengeAnswer =
+        serde_json::from_slice(&resp.body).map_err(|e| BrokerClientError::Protocol {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+    let evidence = hex::decode(&answer.evidence).map_err(|e| BrokerClientError::Protocol {
+        url: url.to_owned(),
+        reason: format!("challenge answer: {e}"),
+    })?;
+    coffer_attest::ratls::verify_challenge(&evidence, spki_der, &nonce, verifier, now)
+        .map_err(|c| refused(check_strings(&c)))
+}
+
 fn check_strings(checks: &[FailedCheck]) -> Vec<String> {
     checks
         .iter()
@@ -233,9 +275,11 @@ impl BrokerSession {
             sim_root = Some(hex::encode(root));
         }
         let t = now();
-        let verified = cert
-            .verify_bound(&verifier, None, t)
+        cert.verify_bound(&verifier, None, t)
             .map_err(|c| refused(check_strings(&c)))?;
+        // The evidence judged is the one made for this session's nonce.
+        let mut conn = conn;
+        let verified = challenge(&mut conn, &url, &cert.spki_der, &verifier, t).await?;
         let mut failed = match &options.policy {
             Some(p) => p.check(&verified, t),
             None => Vec::new(),
@@ -306,9 +350,11 @@ impl BrokerSession {
             verifier = verifier.with_sim_root(root);
         }
         let t = now();
-        let verified = cert
-            .verify_bound(&verifier, None, t)
+        cert.verify_bound(&verifier, None, t)
             .map_err(|c| refused(check_strings(&c)))?;
+        // Every later session sees evidence made for it, and judges that.
+        let mut conn = conn;
+        let verified = challenge(&mut conn, &url, &cert.spki_der, &verifier, t).await?;
         let mut problems = Vec::new();
         if verified.claims.tee().to_string() != pin.tee {
             problems.push(format!(

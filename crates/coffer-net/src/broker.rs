@@ -13,6 +13,9 @@ pub const AUDIT: &str = "/v1/audit";
 /// `POST`: a worker hands in a job's signed receipt (RA-TLS client certificate of the worker
 /// that signed it); the broker records it next to the job's key release.
 pub const RECEIPTS: &str = "/v1/receipts";
+/// `POST`: anyone sends a fresh nonce ([`Challenge`]); the broker answers with evidence made
+/// for it, binding its TLS key ([`ChallengeAnswer`]), so each session sees fresh evidence.
+pub const ATTEST: &str = "/v1/attest";
 /// `POST`: a dataset's owner revokes its key grant under a manifest ([`RevokeKey`]).
 pub const REVOKE: &str = "/v1/keys/revoke";
 /// `POST`: a party retires a manifest ([`RetireManifest`]).
@@ -82,6 +85,19 @@ pub struct RevokeKey {
 #[serde(deny_unknown_fields)]
 pub struct RetireManifest {
     pub manifest: String,
+}
+
+/// `POST /v1/attest`: a fresh nonce, hex (16 to 64 bytes).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Challenge {
+    pub nonce: String,
+}
+
+/// The answer: tagged evidence (hex) binding the broker's TLS key and the nonce.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChallengeAnswer {
+    pub evidence: String,
 }
 
 /// The answer to a key upload.
