@@ -101,6 +101,46 @@ struct AppState {
     renewal: Arc<Renewal>,
     /// The TLS key's SubjectPublicKeyInfo (DER): what a challenge's evidence binds.
     spki_der: Vec<u8>,
+    /// Nonces issued to workers (hex → the worker's TLS key hash, issue time), single use.
+    worker_nonces: Mutex<HashMap<String, ([u8; 32], i64)>>,
+}
+
+/// How long a worker has to answer its nonce.
+const WORKER_NONCE_TTL_SECS: i64 = 60;
+/// Outstanding worker nonces kept at most (older ones are dropped first).
+const WORKER_NONCE_MAX: usize = 65_536;
+
+impl AppState {
+    /// A fresh nonce for the worker whose TLS key hashes to `worker`.
+    fn issue_worker_nonce(&self, worker: [u8; 32], now: i64) -> Result<String, ApiError> {
+        let nonce = coffer_net::signed::fresh_nonce()
+            .map_err(|e| internal(format!("random nonce: {e}")))?;
+        let mut map = self
+            .worker_nonces
+            .lock()
+            .map_err(|_| internal("nonce table lock"))?;
+        map.retain(|_, (_, at)| now.saturating_sub(*at) <= WORKER_NONCE_TTL_SECS);
+        if map.len() >= WORKER_NONCE_MAX {
+            return Err(ApiError::new(
+                "unavailable",
+                "busy",
+                "too many outstanding challenges; try again later",
+            ));
+        }
+        map.insert(nonce.clone(), (worker, now));
+        Ok(nonce)
+    }
+
+    /// Spends `nonce` if this broker issued it to `worker` within the last minute.
+    fn spend_worker_nonce(&self, nonce: &str, worker: [u8; 32], now: i64) -> bool {
+        let Ok(mut map) = self.worker_nonces.lock() else {
+            return false;
+        };
+        match map.remove(nonce) {
+            Some((w, at)) => w == worker && now.saturating_sub(at) <= WORKER_NONCE_TTL_SECS,
+            None => false,
+        }
+    }
 }
 
 /// Manifest submissions one signing key may make per hour: each grows the audit log and is
@@ -250,6 +290,7 @@ impl Service {
             submissions: Mutex::new(HashMap::new()),
             renewal: Arc::clone(&renewal),
             spki_der: cert.spki_der.clone(),
+            worker_nonces: Mutex::new(HashMap::new()),
         });
         let listener =
             TcpListener::bind(config.listen)
@@ -334,6 +375,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route(coffer_net::broker::RECEIPTS, post(receipt))
         .route(coffer_net::broker::REVOKE, post(revoke_key))
         .route(coffer_net::broker::ATTEST, post(attest))
+        .route(coffer_net::broker::CHALLENGE, post(worker_challenge))
         .route(coffer_net::broker::RETIRE, post(retire_manifest))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -552,6 +594,25 @@ async fn upload_key(
     ))
 }
 
+/// A nonce for the presenting worker, to answer in its next release.
+async fn worker_challenge(
+    State(s): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerCertificate>,
+) -> Result<axum::Json<coffer_net::broker::Challenge>, ApiError> {
+    let Some(cert) = peer.0 else {
+        return Err(ApiError::new(
+            "refused",
+            "worker_certificate",
+            "a challenge is for a worker presenting its RA-TLS client certificate",
+        ));
+    };
+    let worker = RaTlsCert::from_der(&cert)
+        .map_err(|e| ApiError::new("refused", "worker_certificate", e.to_string()))?
+        .spki_sha256();
+    let nonce = s.issue_worker_nonce(worker, unix_now())?;
+    Ok(axum::Json(coffer_net::broker::Challenge { nonce }))
+}
+
 /// Evidence made for the caller's nonce, binding this broker's TLS key.
 async fn attest(
     State(s): State<Arc<AppState>>,
@@ -684,13 +745,40 @@ async fn release(
     };
     let req: ReleaseRequest = parse_json(&body)?;
     let hash = parse_hash(&req.manifest)?;
-    let worker = s.worker(&cert);
-    let worker_key = RaTlsCert::from_der(&cert)
+    // The certificate must verify (validity, evidence, key binding), and the release is judged
+    // on the evidence the worker made for the nonce this broker issued it.
+    let presented = RaTlsCert::from_der(&cert).ok();
+    let worker_key = presented
+        .as_ref()
         .map(|c| hex::encode(c.spki_sha256()))
         .unwrap_or_default();
+    let now = unix_now();
+    let worker = match (s.worker(&cert), &presented) {
+        (Err(failed), _) => Err(failed),
+        (Ok(_), None) => Err(vec![FailedCheck::KeyNotBound]),
+        (Ok(_), Some(c)) => {
+            if s.spend_worker_nonce(&req.fresh.nonce, c.spki_sha256(), now) {
+                match (
+                    hex::decode(&req.fresh.nonce),
+                    hex::decode(&req.fresh.evidence),
+                ) {
+                    (Ok(nonce), Ok(evidence)) => coffer_attest::ratls::verify_challenge(
+                        &evidence,
+                        &c.spki_der,
+                        &nonce,
+                        &s.verifier,
+                        now,
+                    ),
+                    _ => Err(vec![FailedCheck::NonceMismatch]),
+                }
+            } else {
+                Err(vec![FailedCheck::NonceMismatch])
+            }
+        }
+    };
     let keys = s
         .broker
-        .release_async(&hash, req, worker, worker_key, s.window, unix_now())
+        .release_async(&hash, req, worker, worker_key, s.window, now)
         .await
         .map_err(|r| refusal_error(&r))?;
     Ok(axum::Json(Released {

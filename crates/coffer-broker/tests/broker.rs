@@ -66,6 +66,11 @@ fn signed_ask(
         computation: computation.to_owned(),
         inputs: inputs.clone(),
         job,
+        // The core does not see it: the service checks fresh evidence before the decision.
+        fresh: coffer_net::broker::FreshEvidence {
+            nonce: String::new(),
+            evidence: String::new(),
+        },
     }
 }
 

@@ -138,13 +138,7 @@ async fn kill_9_loses_no_acknowledged_write() {
                         return;
                     };
                     loop {
-                        match w
-                            .send(
-                                Method::POST,
-                                "/v1/release",
-                                &[],
-                                release_body(&manifest, "joined", &good_inputs()),
-                            )
+                        match try_release(&mut w, &worker, &manifest, "joined", &good_inputs())
                             .await
                         {
                             Ok(r) if r.status == 200 => acked.lock().await.releases += 1,
@@ -335,15 +329,7 @@ async fn a_thousand_concurrent_clients_cause_no_errors() {
                 .unwrap();
             assert_eq!(info.status, 200);
             if i % 4 == 0 {
-                let r = conn
-                    .send(
-                        Method::POST,
-                        "/v1/release",
-                        &[],
-                        release_body(&manifest, "joined", &good_inputs()),
-                    )
-                    .await
-                    .unwrap();
+                let r = release(&mut conn, &worker, &manifest, "joined", &good_inputs()).await;
                 assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
             } else {
                 let audience = hex::encode(

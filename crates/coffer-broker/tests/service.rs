@@ -66,7 +66,7 @@ async fn genuine_worker_gets_exactly_the_uploaded_keys() {
     let mut s = setup(true, &PARTIES).await;
     let id = worker_identity(&s.broker.platform, MEASUREMENT, false);
     let mut w = worker_conn(&s.broker.endpoint(), &id).await;
-    let r = release(&mut w, &s.manifest, "joined", &good_inputs()).await;
+    let r = release(&mut w, &id, &s.manifest, "joined", &good_inputs()).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["keys"]["a_data"], hex::encode([0xa1; 32]));
@@ -100,7 +100,7 @@ async fn unsigned_manifest_releases_nothing() {
     let mut s = setup(true, &[]).await;
     let id = worker_identity(&s.broker.platform, MEASUREMENT, false);
     let mut w = worker_conn(&s.broker.endpoint(), &id).await;
-    let r = release(&mut w, &s.manifest, "joined", &good_inputs()).await;
+    let r = release(&mut w, &id, &s.manifest, "joined", &good_inputs()).await;
     assert_refused(&mut s, &r, "owner_not_signed").await;
 }
 
@@ -109,14 +109,14 @@ async fn one_owner_missing_releases_nothing() {
     let mut s = setup(true, &["alpha", "carol"]).await;
     let id = worker_identity(&s.broker.platform, MEASUREMENT, false);
     let mut w = worker_conn(&s.broker.endpoint(), &id).await;
-    let r = release(&mut w, &s.manifest, "joined", &good_inputs()).await;
+    let r = release(&mut w, &id, &s.manifest, "joined", &good_inputs()).await;
     assert_refused(&mut s, &r, "owner_not_signed").await;
     assert!(String::from_utf8_lossy(&r.body).contains("beta"));
     // A recipient's missing signature leaves the manifest inactive.
     let mut s = setup(true, &["alpha", "beta"]).await;
     let id = worker_identity(&s.broker.platform, MEASUREMENT, false);
     let mut w = worker_conn(&s.broker.endpoint(), &id).await;
-    let r = release(&mut w, &s.manifest, "joined", &good_inputs()).await;
+    let r = release(&mut w, &id, &s.manifest, "joined", &good_inputs()).await;
     assert_refused(&mut s, &r, "manifest_not_active").await;
 }
 
@@ -125,7 +125,7 @@ async fn wrong_measurement_releases_nothing() {
     let mut s = setup(true, &PARTIES).await;
     let id = worker_identity(&s.broker.platform, [0x50; 48], false);
     let mut w = worker_conn(&s.broker.endpoint(), &id).await;
-    let r = release(&mut w, &s.manifest, "joined", &good_inputs()).await;
+    let r = release(&mut w, &id, &s.manifest, "joined", &good_inputs()).await;
     assert_refused(&mut s, &r, "measurement").await;
 }
 
@@ -134,7 +134,7 @@ async fn debug_evidence_releases_nothing() {
     let mut s = setup(true, &PARTIES).await;
     let id = worker_identity(&s.broker.platform, MEASUREMENT, true);
     let mut w = worker_conn(&s.broker.endpoint(), &id).await;
-    let r = release(&mut w, &s.manifest, "joined", &good_inputs()).await;
+    let r = release(&mut w, &id, &s.manifest, "joined", &good_inputs()).await;
     assert_refused(&mut s, &r, "debug").await;
 }
 
@@ -143,7 +143,7 @@ async fn simulated_evidence_needs_the_policy_to_allow_it() {
     let mut s = setup(false, &PARTIES).await;
     let id = worker_identity(&s.broker.platform, MEASUREMENT, false);
     let mut w = worker_conn(&s.broker.endpoint(), &id).await;
-    let r = release(&mut w, &s.manifest, "joined", &good_inputs()).await;
+    let r = release(&mut w, &id, &s.manifest, "joined", &good_inputs()).await;
     assert_refused(&mut s, &r, "simulation").await;
 }
 
@@ -153,7 +153,7 @@ async fn evidence_from_an_untrusted_platform_releases_nothing() {
     let other = tempfile::tempdir().unwrap();
     let id = worker_identity(other.path(), MEASUREMENT, false);
     let mut w = worker_conn(&s.broker.endpoint(), &id).await;
-    let r = release(&mut w, &s.manifest, "joined", &good_inputs()).await;
+    let r = release(&mut w, &id, &s.manifest, "joined", &good_inputs()).await;
     assert_refused(&mut s, &r, "certificate_chain").await;
 }
 
@@ -164,7 +164,7 @@ async fn digest_mismatch_releases_nothing() {
     let mut w = worker_conn(&s.broker.endpoint(), &id).await;
     let mut inputs = good_inputs();
     inputs.insert("b_data".into(), digest("tampered"));
-    let r = release(&mut w, &s.manifest, "joined", &inputs).await;
+    let r = release(&mut w, &id, &s.manifest, "joined", &inputs).await;
     assert_refused(&mut s, &r, "digest_mismatch").await;
     assert!(String::from_utf8_lossy(&r.body).contains("b_data"));
 }
@@ -284,7 +284,7 @@ async fn key_upload_by_a_non_owner_stores_nothing() {
     let id = worker_identity(&s.broker.platform, MEASUREMENT, false);
     let mut w = worker_conn(&s.broker.endpoint(), &id).await;
     s.party.upload("beta", &m2, "b_data", &[4; 32]).await;
-    let r = release(&mut w, &m2, "joined", &good_inputs()).await;
+    let r = release(&mut w, &id, &m2, "joined", &good_inputs()).await;
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["keys"]["a_data"], hex::encode([5; 32]));
 }
@@ -609,4 +609,90 @@ async fn the_broker_renews_its_certificate_with_the_same_key() {
     assert!(second.not_before > first.not_before);
     let _ = stop.send(());
     let _ = server.await;
+}
+
+/// Issue 12: a release is judged on evidence made for a nonce the broker issued to that very
+/// worker just before; no nonce, a spent one or another worker's gets nothing (`nonce`).
+#[tokio::test]
+async fn releases_need_evidence_for_a_fresh_broker_nonce() {
+    let mut s = setup(true, &PARTIES).await;
+    let id = worker_identity(&s.broker.platform, MEASUREMENT, false);
+    let other = worker_identity(&s.broker.platform, MEASUREMENT, false);
+    let mut w = worker_conn(&s.broker.endpoint(), &id).await;
+    let mut o = worker_conn(&s.broker.endpoint(), &other).await;
+    // No nonce answered.
+    let r = w
+        .send(
+            Method::POST,
+            "/v1/release",
+            &[],
+            release_body(&s.manifest, "joined", &good_inputs()),
+        )
+        .await
+        .unwrap();
+    assert_refused(&mut s, &r, "nonce").await;
+    // A nonce issued to the other worker, answered by this one.
+    let ch = o
+        .send(Method::POST, "/v1/challenge", &[], Vec::new())
+        .await
+        .unwrap();
+    let nonce = serde_json::from_slice::<serde_json::Value>(&ch.body).unwrap()["nonce"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let spki = coffer_attest::ratls::RaTlsCert::from_der(id.identity.cert_der())
+        .unwrap()
+        .spki_der;
+    let answer =
+        coffer_attest::ratls::answer_challenge(&spki, &hex::decode(&nonce).unwrap(), |rd| {
+            coffer_tee::EvidenceSource::evidence(&id.source, rd).map_err(|e| e.to_string())
+        })
+        .unwrap();
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&release_body(&s.manifest, "joined", &good_inputs())).unwrap();
+    body["fresh"] = serde_json::json!({"nonce": nonce, "evidence": hex::encode(&answer)});
+    let r = w
+        .send(
+            Method::POST,
+            "/v1/release",
+            &[],
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_refused(&mut s, &r, "nonce").await;
+    // A good release, then its nonce again with a new job: spent.
+    let r = release(&mut w, &id, &s.manifest, "joined", &good_inputs()).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let ch = w
+        .send(Method::POST, "/v1/challenge", &[], Vec::new())
+        .await
+        .unwrap();
+    let nonce = serde_json::from_slice::<serde_json::Value>(&ch.body).unwrap()["nonce"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let answer =
+        coffer_attest::ratls::answer_challenge(&spki, &hex::decode(&nonce).unwrap(), |rd| {
+            coffer_tee::EvidenceSource::evidence(&id.source, rd).map_err(|e| e.to_string())
+        })
+        .unwrap();
+    for expect in [200, 403] {
+        let mut body: serde_json::Value =
+            serde_json::from_slice(&release_body(&s.manifest, "joined", &good_inputs())).unwrap();
+        body["fresh"] = serde_json::json!({"nonce": nonce, "evidence": hex::encode(&answer)});
+        let r = w
+            .send(
+                Method::POST,
+                "/v1/release",
+                &[],
+                serde_json::to_vec(&body).unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, expect, "{}", String::from_utf8_lossy(&r.body));
+        if expect == 403 {
+            assert_eq!(check_of(&r), "nonce");
+        }
+    }
 }

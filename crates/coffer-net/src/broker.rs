@@ -16,6 +16,9 @@ pub const RECEIPTS: &str = "/v1/receipts";
 /// `POST`: anyone sends a fresh nonce ([`Challenge`]); the broker answers with evidence made
 /// for it, binding its TLS key ([`ChallengeAnswer`]), so each session sees fresh evidence.
 pub const ATTEST: &str = "/v1/attest";
+/// `POST` (a worker's RA-TLS client certificate): a fresh nonce ([`Challenge`]) the worker
+/// must answer in its next release ([`FreshEvidence`]); single use, valid for a minute.
+pub const CHALLENGE: &str = "/v1/challenge";
 /// `POST`: a dataset's owner revokes its key grant under a manifest ([`RevokeKey`]).
 pub const REVOKE: &str = "/v1/keys/revoke";
 /// `POST`: a party retires a manifest ([`RetireManifest`]).
@@ -120,6 +123,18 @@ pub struct ReleaseRequest {
     /// keys for its id once (the id is spent with the decision, so a replayed job gets
     /// nothing, even after a broker restart).
     pub job: crate::job::SignedJob,
+    /// The worker's evidence made for a nonce this broker issued it ([`CHALLENGE`]), binding
+    /// its TLS key: the release is judged on it, so it is as fresh as the request.
+    pub fresh: FreshEvidence,
+}
+
+/// Evidence made for a broker-issued nonce: both hex.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreshEvidence {
+    pub nonce: String,
+    /// Tagged evidence ([`coffer_attest::ratls::answer_challenge`]).
+    pub evidence: String,
 }
 
 /// The keys of a job's inputs, hex, by dataset.

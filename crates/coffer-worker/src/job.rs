@@ -349,11 +349,32 @@ async fn release(
     digests: &BTreeMap<String, String>,
     signed_job: &SignedJob,
 ) -> Result<BTreeMap<String, SecretKey>, ApiError> {
+    // The broker judges the release on evidence made for a nonce it issued just now.
+    let challenge = send_to_broker(w, coffer_net::broker::CHALLENGE, Vec::new()).await?;
+    if !challenge.status.is_success() {
+        return Err(
+            serde_json::from_slice::<ApiError>(&challenge.body).unwrap_or_else(|_| {
+                internal(format!(
+                    "key broker answered {} to a challenge",
+                    challenge.status
+                ))
+            }),
+        );
+    }
+    let nonce: coffer_net::broker::Challenge = serde_json::from_slice(&challenge.body)
+        .map_err(|e| internal(format!("key broker's challenge: {e}")))?;
+    let nonce_bytes =
+        hex::decode(&nonce.nonce).map_err(|e| internal(format!("key broker's nonce: {e}")))?;
+    let evidence = w.fresh_evidence(&nonce_bytes)?;
     let body = serde_json::to_vec(&ReleaseRequest {
         manifest: manifest.hash().to_string(),
         computation: comp.name.clone(),
         inputs: digests.clone(),
         job: signed_job.clone(),
+        fresh: coffer_net::broker::FreshEvidence {
+            nonce: nonce.nonce,
+            evidence: hex::encode(evidence),
+        },
     })
     .map_err(|e| internal(e.to_string()))?;
     let resp = send_to_broker(w, coffer_net::broker::RELEASE, body).await?;

@@ -183,6 +183,21 @@ impl Worker {
         Ok(())
     }
 
+    /// Evidence made now for the broker's `nonce`, binding this worker's TLS key.
+    /// Evidence generation may block (a TEE's quote), so it runs with the runtime told.
+    pub(crate) fn fresh_evidence(&self, nonce: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let identity = self.identity()?;
+        let spki = RaTlsCert::from_der(identity.cert_der())
+            .map_err(|e| ApiError::new("internal", "internal", e.to_string()))?
+            .spki_der;
+        tokio::task::block_in_place(|| {
+            coffer_attest::ratls::answer_challenge(&spki, nonce, |rd| {
+                self.renewal.source.evidence(rd).map_err(|e| e.to_string())
+            })
+        })
+        .map_err(|e| ApiError::new("internal", "internal", format!("fresh evidence: {e}")))
+    }
+
     /// Verified ciphertext of `name` with `digest`, if held.
     pub(crate) fn cached_input(&self, name: &str, digest: &str) -> Option<Bytes> {
         let cache = self.inputs.lock().ok()?;

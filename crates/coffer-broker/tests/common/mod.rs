@@ -268,11 +268,26 @@ impl PartyConn {
     }
 }
 
-/// A sim worker's RA-TLS identity: `measurement`, `debug`, signed by the platform in `dir`.
-pub fn worker_identity(platform_dir: &Path, measurement: [u8; 48], debug: bool) -> RaTlsIdentity {
+/// A sim worker: its RA-TLS identity and the evidence source that answers challenges.
+pub struct SimWorker {
+    pub identity: RaTlsIdentity,
+    pub source: SimSource,
+}
+
+impl std::ops::Deref for SimWorker {
+    type Target = RaTlsIdentity;
+    fn deref(&self) -> &RaTlsIdentity {
+        &self.identity
+    }
+}
+
+/// A sim worker: `measurement`, `debug`, signed by the platform in `dir`.
+pub fn worker_identity(platform_dir: &Path, measurement: [u8; 48], debug: bool) -> SimWorker {
     let platform = SimPlatform::load_or_create(platform_dir).unwrap();
     let source = SimSource::with_measurement(platform, measurement).debug(debug);
-    RaTlsIdentity::issue(KeyAlg::P256, None, now(), 3600, |rd| source.evidence(rd)).unwrap()
+    let identity =
+        RaTlsIdentity::issue(KeyAlg::P256, None, now(), 3600, |rd| source.evidence(rd)).unwrap();
+    SimWorker { identity, source }
 }
 
 pub async fn worker_conn(endpoint: &Endpoint, id: &RaTlsIdentity) -> Connection {
@@ -291,8 +306,47 @@ pub fn release_body(
         "computation": computation,
         "inputs": inputs,
         "job": signed_job(manifest, computation, "alpha", now()),
+        // No nonce was issued for this: refused as `nonce` if it gets that far.
+        "fresh": {"nonce": "00".repeat(16), "evidence": ""},
     }))
     .unwrap()
+}
+
+/// A release as a worker makes it: a nonce from the broker, answered with fresh evidence.
+pub async fn try_release(
+    conn: &mut Connection,
+    worker: &SimWorker,
+    manifest: &Manifest,
+    computation: &str,
+    inputs: &BTreeMap<String, String>,
+) -> Result<Response, coffer_net::NetError> {
+    let challenge = conn
+        .send(Method::POST, "/v1/challenge", &[], Vec::new())
+        .await?;
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&release_body(manifest, computation, inputs)).unwrap();
+    if challenge.status == 200 {
+        let nonce = serde_json::from_slice::<serde_json::Value>(&challenge.body).unwrap()["nonce"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let spki = RaTlsCert::from_der(worker.identity.cert_der())
+            .unwrap()
+            .spki_der;
+        let evidence =
+            coffer_attest::ratls::answer_challenge(&spki, &hex::decode(&nonce).unwrap(), |rd| {
+                worker.source.evidence(rd).map_err(|e| e.to_string())
+            })
+            .unwrap();
+        body["fresh"] = serde_json::json!({"nonce": nonce, "evidence": hex::encode(evidence)});
+    }
+    conn.send(
+        Method::POST,
+        "/v1/release",
+        &[],
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .await
 }
 
 /// A fresh job for `computation` of `manifest`, signed by `party` at `time`.
@@ -318,18 +372,14 @@ pub fn signed_job(
 
 pub async fn release(
     conn: &mut Connection,
+    worker: &SimWorker,
     manifest: &Manifest,
     computation: &str,
     inputs: &BTreeMap<String, String>,
 ) -> Response {
-    conn.send(
-        Method::POST,
-        "/v1/release",
-        &[],
-        release_body(manifest, computation, inputs),
-    )
-    .await
-    .unwrap()
+    try_release(conn, worker, manifest, computation, inputs)
+        .await
+        .unwrap()
 }
 
 /// The error body's `check`.

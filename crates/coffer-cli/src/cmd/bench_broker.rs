@@ -126,7 +126,10 @@ pub fn run(args: &BrokerBenchArgs) -> anyhow::Result<()> {
         )?;
     }
     let platform = coffer_tee::sim::SimPlatform::load_or_create(dir.path())?;
-    let source = coffer_tee::sim::SimSource::with_measurement(platform, MEASUREMENT);
+    let source = Arc::new(coffer_tee::sim::SimSource::with_measurement(
+        platform,
+        MEASUREMENT,
+    ));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs() as i64;
@@ -162,6 +165,11 @@ pub fn run(args: &BrokerBenchArgs) -> anyhow::Result<()> {
                     computation: "joined".into(),
                     inputs: inputs.clone(),
                     job,
+                    // Over TLS each release answers a nonce the broker issues just before it.
+                    fresh: coffer_net::broker::FreshEvidence {
+                        nonce: String::new(),
+                        evidence: String::new(),
+                    },
                 })
             },
         )
@@ -295,26 +303,56 @@ pub fn run(args: &BrokerBenchArgs) -> anyhow::Result<()> {
             let start = Instant::now();
             let mut tasks = Vec::new();
             for _ in 0..clients {
-                let (endpoint, worker, ask) =
-                    (endpoint.clone(), Arc::clone(&worker), Arc::clone(&ask));
+                let (endpoint, worker, ask, source) = (
+                    endpoint.clone(),
+                    Arc::clone(&worker),
+                    Arc::clone(&ask),
+                    Arc::clone(&source),
+                );
                 tasks.push(tokio::spawn(async move {
                     let config = coffer_net::client_config(Some(&worker))?;
+                    let spki =
+                        coffer_attest::ratls::RaTlsCert::from_der(worker.cert_der())?.spki_der;
                     let mut lat = Vec::new();
                     let mut conn = Connection::connect(&endpoint, Arc::clone(&config)).await?;
                     while start.elapsed() < span {
-                        let body = if path == "/v1/info" {
-                            Vec::new()
+                        let mut request = if path == "/v1/info" {
+                            None
                         } else {
-                            serde_json::to_vec(&ask()?)?
+                            Some(ask()?)
                         };
                         let t = Instant::now();
                         if fresh {
                             conn = Connection::connect(&endpoint, Arc::clone(&config)).await?;
                         }
-                        let r = if path == "/v1/info" {
-                            conn.send(Method::GET, path, &[], Vec::new()).await?
-                        } else {
-                            conn.send(Method::POST, path, &[], body).await?
+                        let r = match request.as_mut() {
+                            None => conn.send(Method::GET, path, &[], Vec::new()).await?,
+                            Some(req) => {
+                                // A release: the broker's nonce, answered with fresh evidence.
+                                let ch = conn
+                                    .send(
+                                        Method::POST,
+                                        coffer_net::broker::CHALLENGE,
+                                        &[],
+                                        Vec::new(),
+                                    )
+                                    .await?;
+                                anyhow::ensure!(ch.status.is_success(), "challenge: {}", ch.status);
+                                let nonce: coffer_net::broker::Challenge =
+                                    serde_json::from_slice(&ch.body)?;
+                                let evidence = coffer_attest::ratls::answer_challenge(
+                                    &spki,
+                                    &hex::decode(&nonce.nonce)?,
+                                    |rd| source.evidence(rd).map_err(|e| e.to_string()),
+                                )
+                                .map_err(anyhow::Error::msg)?;
+                                req.fresh = coffer_net::broker::FreshEvidence {
+                                    nonce: nonce.nonce,
+                                    evidence: hex::encode(evidence),
+                                };
+                                conn.send(Method::POST, path, &[], serde_json::to_vec(req)?)
+                                    .await?
+                            }
                         };
                         anyhow::ensure!(
                             r.status.is_success(),
