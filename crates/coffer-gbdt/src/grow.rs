@@ -51,7 +51,7 @@ pub(crate) fn grow<B: BinIdx + Default>(
     let root_weight = calc_weight(&p.split, root_sum) as f32;
     let mut tree = Tree::single_leaf(p.eta * root_weight, root_sum.h as f32);
     let mut leaves = Vec::new();
-    let root_hist = build_histograms(m, gpairs, &[&positions])
+    let root_hist = build_histograms(m, gpairs, &[&positions], p.split.min_rows > 0.0)
         .pop()
         .unwrap_or_default();
     let mut level = vec![Open {
@@ -298,7 +298,7 @@ fn next_level<B: BinIdx + Default>(
             positions.get(s..e).unwrap_or(&[])
         })
         .collect();
-    let built = build_histograms(m, gpairs, &smaller);
+    let built = build_histograms(m, gpairs, &smaller, p.split.min_rows > 0.0);
     let mut level = Vec::with_capacity(pairs.len().saturating_mul(2));
     for ((mut a, mut b), small) in pairs.into_iter().zip(built) {
         let parent = std::mem::take(&mut a.hist);

@@ -176,7 +176,12 @@ const TOUCH_ROWS: usize = 128;
 /// Below the root a node's rows are scattered over the matrix, and a loop that updates the
 /// histogram straight from them waits on one cache miss per row. Loading one byte of each row of
 /// a small batch first is a tight loop whose misses overlap; the updates then run from L1.
-fn accumulate<B: BinIdx>(m: &BinMatrix<B>, gpairs: &[GradPair], rows: &[u32], hist: &mut [Stat]) {
+fn accumulate<B: BinIdx, const COUNT: bool>(
+    m: &BinMatrix<B>,
+    gpairs: &[GradPair],
+    rows: &[u32],
+    hist: &mut [Stat],
+) {
     for batch in rows.chunks(TOUCH_ROWS) {
         let (Some(&first), Some(&last)) = (batch.first(), batch.last()) else {
             continue;
@@ -185,7 +190,7 @@ fn accumulate<B: BinIdx>(m: &BinMatrix<B>, gpairs: &[GradPair], rows: &[u32], hi
         if !dense {
             std::hint::black_box(touch(m, gpairs, batch));
         }
-        update(m, gpairs, batch, hist);
+        update::<B, COUNT>(m, gpairs, batch, hist);
     }
 }
 
@@ -209,7 +214,13 @@ fn touch<B: BinIdx>(m: &BinMatrix<B>, gpairs: &[GradPair], batch: &[u32]) -> u32
 // construction, so `offsets[f] + bin` is a slot of `hist`; checked indexing costs a third of
 // training time here.
 #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
-fn update<B: BinIdx>(m: &BinMatrix<B>, gpairs: &[GradPair], rows: &[u32], hist: &mut [Stat]) {
+/// With `COUNT`, also counts rows per slot (only a row floor, `min_leaf_rows`, needs them).
+fn update<B: BinIdx, const COUNT: bool>(
+    m: &BinMatrix<B>,
+    gpairs: &[GradPair],
+    rows: &[u32],
+    hist: &mut [Stat],
+) {
     let nf = m.n_features;
     let offsets = &m.layout.offsets[..nf];
     for &r in rows {
@@ -220,7 +231,9 @@ fn update<B: BinIdx>(m: &BinMatrix<B>, gpairs: &[GradPair], rows: &[u32], hist: 
             let s = &mut hist[off + b.idx()];
             s.g += g;
             s.h += h;
-            s.n += 1.0;
+            if COUNT {
+                s.n += 1.0;
+            }
         }
     }
 }
@@ -231,6 +244,7 @@ pub(crate) fn build_histograms<B: BinIdx>(
     m: &BinMatrix<B>,
     gpairs: &[GradPair],
     row_sets: &[&[u32]],
+    count_rows: bool,
 ) -> Vec<Vec<Stat>> {
     let n_slots = m.layout.n_slots;
     let tasks: Vec<(usize, &[u32])> = row_sets
@@ -242,7 +256,11 @@ pub(crate) fn build_histograms<B: BinIdx>(
         .par_iter()
         .map(|(i, rows)| {
             let mut h = vec![Stat::default(); n_slots];
-            accumulate(m, gpairs, rows, &mut h);
+            if count_rows {
+                accumulate::<B, true>(m, gpairs, rows, &mut h);
+            } else {
+                accumulate::<B, false>(m, gpairs, rows, &mut h);
+            }
             (*i, h)
         })
         .collect();
@@ -295,7 +313,7 @@ mod tests {
             })
             .collect();
         let rows: Vec<u32> = vec![0, 1, 2, 3];
-        let h = build_histograms(&bm, &gp, &[&rows]).remove(0);
+        let h = build_histograms(&bm, &gp, &[&rows], true).remove(0);
         // Feature 0 has values {1, 2} -> 2 bins + missing.
         let f0 = bm.layout.feature(&h, 0);
         assert_eq!(f0.len(), 3);
