@@ -12,10 +12,10 @@ use coffer_manifest::{Manifest, ManifestHash, Predecessor, SignatureFile, Status
 use coffer_net::broker::ReleaseRequest;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
-use crate::audit::{AuditEvent, AuditLog, SignedEntry};
 use crate::error::{BrokerError, StoreError};
 use crate::sealing::SealingKey;
 use crate::store::{Store, StoredManifest};
+use coffer_net::audit::{AuditEvent, AuditLog, SignedEntry};
 
 /// How many predecessors the broker follows when judging an update.
 const MAX_CHAIN: usize = 64;

@@ -21,7 +21,6 @@
 //! protects nothing against the host, and is labelled as such.
 #![forbid(unsafe_code)]
 
-mod audit;
 mod broker;
 mod error;
 mod keyfile;
@@ -29,10 +28,10 @@ mod sealing;
 pub mod service;
 mod store;
 
-pub use audit::{
+pub use broker::{Broker, Refusal};
+pub use coffer_net::audit::{
     AuditEntry, AuditError, AuditEvent, AuditLog, LogHead, SignedEntry, verify_extends, verify_log,
 };
-pub use broker::{Broker, Refusal};
 pub use error::{BrokerError, StoreError};
 pub use sealing::SealingKey;
 pub use store::{SCHEMA_VERSION, Store, StoredManifest};

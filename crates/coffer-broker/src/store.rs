@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use coffer_manifest::ManifestHash;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
-use crate::audit::{AuditEntry, AuditEvent, AuditLog, SignedEntry};
 use crate::error::StoreError;
+use coffer_net::audit::{AuditEntry, AuditEvent, AuditLog, SignedEntry};
 
 /// The schema version this build writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = 1;

@@ -28,9 +28,15 @@
 //! The worker keeps nothing at rest: its TLS key is fresh at every start.
 #![forbid(unsafe_code)]
 
-mod gbdt;
+mod broker;
+mod config;
+mod context;
 mod job;
+mod kinds;
 mod refusal;
 pub mod service;
+mod worker;
 
-pub use service::{Config, Renewer, Service, StartError, run};
+pub use config::{Config, StartError};
+pub use refusal::Check;
+pub use service::{Renewer, Service, run};

@@ -117,7 +117,11 @@ impl BrokerProc {
 
     /// Starts it, or returns its exit code and stderr if it stops before listening.
     pub fn try_start(data: &Path, platform: &Path) -> Result<Self, (Option<i32>, String)> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_coffer-broker"))
+        // Set for the tests; the `release_core` example shares this module and never starts one.
+        let Some(exe) = option_env!("CARGO_BIN_EXE_coffer-broker") else {
+            return Err((None, "no coffer-broker binary in this build".into()));
+        };
+        let mut child = Command::new(exe)
             .args(["serve", "--listen", "127.0.0.1:0", "--tee", "sim", "--data"])
             .arg(data)
             .arg("--sim-platform")

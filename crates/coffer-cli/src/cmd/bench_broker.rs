@@ -1,20 +1,25 @@
-//! `coffer bench broker`: key-release throughput and latency over RA-TLS on loopback, next to
-//! two baselines measured in the same run: the broker core alone (decision, audit entry,
-//! group commit; no network), and a trivial request (`GET /v1/info`) over the same
-//! connections (TLS and HTTP alone).
+//! `coffer bench broker`: key-release throughput and latency over RA-TLS on loopback, against
+//! the slim `coffer-broker` in its own process, next to a baseline measured in the same run: a
+//! trivial request (`GET /v1/info`) over the same connections (TLS and HTTP alone). Each
+//! release is a challenge (the broker's nonce) and the release answering it.
+//!
+//! The broker core alone (no network) is `cargo run --release -p coffer-broker --example
+//! release_core`: `coffer` does not link the broker.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use clap::Args;
 use coffer_attest::ratls::{KeyAlg, RaTlsIdentity};
-use coffer_broker::service::{Config, Service};
 use coffer_client::Identity;
 use coffer_manifest::{Manifest, SignatureFile};
 use coffer_net::{Connection, Endpoint};
 use coffer_tee::EvidenceSource;
 use http::Method;
 use serde::Serialize;
+
+use super::services::{Services, path_str, start};
 
 #[derive(Debug, Args)]
 pub struct BrokerBenchArgs {
@@ -40,9 +45,6 @@ struct Phase {
 #[derive(Debug, Serialize)]
 struct Report {
     clients: usize,
-    /// `Broker::release` called from `clients` threads: decision, sealed-key opening, signed
-    /// audit entry, group commit with `synchronous=FULL`. No network.
-    core: Phase,
     /// `GET /v1/info` over the same RA-TLS connections: TLS and HTTP only.
     info_over_tls: Phase,
     /// `POST /v1/release` over RA-TLS, worker evidence appraised against the manifest.
@@ -95,25 +97,42 @@ fn manifest_yaml(parties: &[Identity]) -> String {
 pub fn run(args: &BrokerBenchArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
-    // The broker gets its own runtime, as it would in its own process.
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let platform = dir.path().join("sim-platform");
+    // The broker runs as its own process: `coffer broker serve` execs the slim `coffer-broker`.
+    let mut services = Services::default();
+    let url = start(
+        &mut services,
+        dir.path(),
+        &dir.path().join("broker.log"),
+        &[
+            "broker",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            path_str(&data)?,
+            "--tee",
+            "sim",
+            "--sim-platform",
+            path_str(&platform)?,
+        ],
+    )?;
+    let endpoint = Endpoint::parse(&url)?;
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()?;
-    let service = server_rt.block_on(Service::bind(Config {
-        listen: "127.0.0.1:0".parse()?,
-        data: data.clone(),
-        backend: coffer_tee::Backend::Sim,
-        sim_platform: dir.path().to_path_buf(),
-        sim_roots: Vec::new(),
-        request_window_secs: 300,
-    }))?;
-    let endpoint = Endpoint::parse(&format!("https://{}", service.local_addr()?))?;
-    let audience = service.info().tls_spki_sha256.clone();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = server_rt.spawn(service.serve(async {
-        let _ = stop_rx.await;
-    }));
+    let audience = client_rt.block_on(async {
+        let mut conn = Connection::connect(&endpoint, coffer_net::client_config(None)?).await?;
+        let info = conn
+            .send(Method::GET, coffer_net::broker::INFO, &[], Vec::new())
+            .await?;
+        let info: serde_json::Value = serde_json::from_slice(&info.body)?;
+        info.get("tls_spki_sha256")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+            .context("the broker's /v1/info names no TLS key")
+    })?;
 
     let parties = [Identity::generate("alpha")?, Identity::generate("beta")?];
     let yaml = manifest_yaml(&parties);
@@ -125,7 +144,7 @@ pub fn run(args: &BrokerBenchArgs) -> anyhow::Result<()> {
             coffer_manifest::sign(&manifest, None, p.name(), p.signing_key())?,
         )?;
     }
-    let platform = coffer_tee::sim::SimPlatform::load_or_create(dir.path())?;
+    let platform = coffer_tee::sim::SimPlatform::load_or_create(&platform)?;
     let source = Arc::new(coffer_tee::sim::SimSource::with_measurement(
         platform,
         MEASUREMENT,
@@ -175,10 +194,6 @@ pub fn run(args: &BrokerBenchArgs) -> anyhow::Result<()> {
         )
     };
 
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
     client_rt.block_on(async {
         let mut conn = Connection::connect(&endpoint, coffer_net::client_config(None)?).await?;
         let submit = serde_json::to_vec(&serde_json::json!({
@@ -233,70 +248,6 @@ pub fn run(args: &BrokerBenchArgs) -> anyhow::Result<()> {
 
     let span = Duration::from_secs_f64(args.seconds.max(0.5));
     let clients = args.clients.max(1);
-
-    // Baseline 1: the core, no network. A second broker on the same directory is not allowed
-    // while the service runs, so this phase reads the service's own state through a copy.
-    let core = {
-        let copy = dir.path().join("core");
-        std::fs::create_dir_all(&copy)?;
-        for f in [
-            "broker.sqlite",
-            "broker.sqlite-wal",
-            "sealing.key",
-            "broker-signing.key",
-        ] {
-            let from = data.join(f);
-            if from.exists() {
-                std::fs::copy(&from, copy.join(f))?;
-            }
-        }
-        let broker = Arc::new(coffer_broker::Broker::open(&copy)?);
-        let cert = coffer_attest::ratls::RaTlsCert::from_der(worker.cert_der())?;
-        let verified = cert
-            .verify_bound(
-                &coffer_attest::Verifier::new().with_sim_root(
-                    coffer_tee::sim::SimPlatform::load_or_create(dir.path())?.public_key(),
-                ),
-                None,
-                now,
-            )
-            .map_err(|c| anyhow::anyhow!("worker evidence: {c:?}"))?;
-
-        let start = Instant::now();
-        let threads: Vec<_> = (0..clients)
-            .map(|_| {
-                let (broker, verified, ask, hash) = (
-                    Arc::clone(&broker),
-                    verified.clone(),
-                    Arc::clone(&ask),
-                    manifest.hash(),
-                );
-                std::thread::spawn(move || {
-                    let mut lat = Vec::new();
-                    while start.elapsed() < span {
-                        let Ok(request) = ask() else { break };
-                        let t = Instant::now();
-                        if broker
-                            .release(&hash, &request, &verified, 300, now)
-                            .is_err()
-                        {
-                            break;
-                        }
-                        lat.push(t.elapsed());
-                    }
-                    lat
-                })
-            })
-            .collect();
-        let mut lat = Vec::new();
-        for t in threads {
-            lat.extend(
-                t.join()
-                    .map_err(|_| anyhow::anyhow!("bench thread panicked"))?,
-            );
-        }
-        phase(lat, start.elapsed())
-    };
 
     let over_tls = |path: &'static str, fresh: bool| -> anyhow::Result<Phase> {
         client_rt.block_on(async {
@@ -374,13 +325,11 @@ pub fn run(args: &BrokerBenchArgs) -> anyhow::Result<()> {
     let info_over_tls = over_tls("/v1/info", false)?;
     let release_over_tls = over_tls("/v1/release", false)?;
     let release_new_connection = over_tls("/v1/release", true)?;
-    let _ = stop_tx.send(());
-    let _ = server_rt.block_on(server);
+    drop(services);
 
     let report = Report {
         clients,
         release_vs_info: release_over_tls.per_sec / info_over_tls.per_sec.max(f64::MIN_POSITIVE),
-        core,
         info_over_tls,
         release_over_tls,
         release_new_connection,
@@ -397,7 +346,6 @@ pub fn run(args: &BrokerBenchArgs) -> anyhow::Result<()> {
         "phase", "requests", "per second", "p50 ms", "p99 ms"
     );
     for (name, p) in [
-        ("core release (no network)", &report.core),
         ("GET /v1/info over RA-TLS", &report.info_over_tls),
         ("release over RA-TLS (keep-alive)", &report.release_over_tls),
         (

@@ -2,7 +2,8 @@
 //!
 //! - (a) DataFusion over the plaintext Parquet files;
 //! - (b) the worker path over the encrypted files: a party's signed job to a real worker
-//!   (RA-TLS, in this process, simulated), which checks the job and the manifest, reads the
+//!   (RA-TLS, simulated; the slim `coffer-worker` binary in its own process, as is the
+//!   slim `coffer-broker`), which checks the job and the manifest, reads the
 //!   inputs from storage and checks their pinned digests, attests to a real broker (RA-TLS)
 //!   for the keys, runs the query in DataFusion over PME-encrypted Parquet under the
 //!   manifest's constraints, encrypts the output to the recipient (age), stores it and signs a
@@ -27,6 +28,8 @@ use coffer_net::job::{JobDone, JobSpec, OutputFormat};
 use coffer_net::{Connection, Endpoint};
 use coffer_sql::tpch::{QUERIES, TABLES};
 use http::Method;
+
+use super::services::{Services, path_str, start};
 
 #[derive(Debug, Args)]
 pub struct TpchArgs {
@@ -137,56 +140,63 @@ pub fn run(args: &TpchArgs) -> anyhow::Result<()> {
         digests.insert(table, coffer_net::storage::digest(&bytes));
     }
 
-    // The broker and the worker, each on its own runtime as in their own processes.
+    // The broker and the worker, as their own processes: `coffer broker serve` and `coffer
+    // worker serve` exec the slim in-TEE binaries beside `coffer`, whose measurements the
+    // manifest and the worker's broker policy pin (as `coffer measure` prints them).
     let platform = dir.join("sim-platform");
+    let platform_s = path_str(&platform)?.to_owned();
     let sim_pub = platform.join(coffer_tee::sim::PLATFORM_PUB_FILE);
-    let broker_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    let broker = broker_rt.block_on(coffer_broker::service::Service::bind(
-        coffer_broker::service::Config {
-            listen: "127.0.0.1:0".parse()?,
-            data: dir.join("broker"),
-            backend: coffer_tee::Backend::Sim,
-            sim_platform: platform.clone(),
-            sim_roots: Vec::new(),
-            request_window_secs: 300,
-        },
-    ))?;
-    let broker_url = format!("https://{}", broker.local_addr()?);
-    let measurement = broker
-        .sim_measurement()
-        .context("the sim broker reports its measurement")?
-        .to_owned();
-    let (stop_broker, broker_stopped) = tokio::sync::oneshot::channel::<()>();
-    broker_rt.spawn(broker.serve(async {
-        let _ = broker_stopped.await;
-    }));
-    let worker_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    let storage_s = storage_dir
-        .to_str()
-        .context("storage path is not UTF-8")?
-        .to_owned();
-    let mut worker_config = coffer_worker::Config::new(
-        "127.0.0.1:0".parse()?,
-        coffer_tee::Backend::Sim,
-        broker_url.clone(),
-        storage_s,
-        platform,
-    );
-    worker_config.broker_policy = Some(coffer_attest::Policy::from_yaml(&format!(
-        "tee: [sim]\nallow_simulation: true\nmeasurements: [\"sim:measurement={measurement}\"]\n"
-    ))?);
-    let worker = worker_rt.block_on(coffer_worker::Service::bind(worker_config))?;
-    let worker_url = format!("https://{}", worker.local_addr()?);
-    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
-    worker_rt.spawn(worker.serve(async {
-        let _ = worker_stopped.await;
-    }));
+    let storage_s = path_str(&storage_dir)?.to_owned();
+    let services_home = dir.join("services");
+    std::fs::create_dir_all(&services_home)?;
+    let mut services = Services::default();
+    let broker_url = start(
+        &mut services,
+        &services_home,
+        &services_home.join("broker.log"),
+        &[
+            "broker",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            path_str(&dir.join("broker"))?,
+            "--tee",
+            "sim",
+            "--sim-platform",
+            &platform_s,
+        ],
+    )?;
+    let broker_policy = dir.join("broker-policy.yaml");
+    std::fs::write(
+        &broker_policy,
+        format!(
+            "tee: [sim]\nallow_simulation: true\nmeasurements: [\"sim:measurement={}\"]\n",
+            super::slim_measurement("coffer-broker")?
+        ),
+    )?;
+    let worker_url = start(
+        &mut services,
+        &services_home,
+        &services_home.join("worker.log"),
+        &[
+            "worker",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tee",
+            "sim",
+            "--broker",
+            &broker_url,
+            "--storage",
+            &storage_s,
+            "--sim-platform",
+            &platform_s,
+            "--broker-policy",
+            path_str(&broker_policy)?,
+        ],
+    )?;
+    let measurement = super::slim_measurement("coffer-worker")?;
 
     // The party: attests the broker, signs and submits the manifest, grants the keys.
     let party = Identity::generate("bench")?;
@@ -313,8 +323,7 @@ pub fn run(args: &TpchArgs) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })?;
-    let _ = stop_worker.send(());
-    let _ = stop_broker.send(());
+    drop(services);
 
     println!(
         "TPC-H SF {} ({} runs each, medians; worker path in SIMULATION, key release included)",

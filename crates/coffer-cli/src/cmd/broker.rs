@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use coffer_broker::{AuditError, LogHead, SignedEntry, verify_extends, verify_log};
 use coffer_client::broker::{
     AttestOptions, AuditHead, BrokerClientError, BrokerPin, BrokerSession, load_pin, save_pin,
 };
@@ -16,6 +15,7 @@ use coffer_client::{AtomicFile, Home, Identity, Keyring};
 use coffer_crypto::{KeyId, KeySource};
 use coffer_manifest::{Manifest, SignatureFile};
 use coffer_net::Endpoint;
+use coffer_net::audit::{AuditError, LogHead, SignedEntry, verify_extends, verify_log};
 use ed25519_dalek::VerifyingKey;
 
 use crate::exit::Usage;
@@ -564,7 +564,7 @@ struct ReleasePairing {
 
 /// Each `key_released` entry, paired with the `job_receipt` entry for the same job.
 fn pair_receipts(entries: &[SignedEntry]) -> Vec<ReleasePairing> {
-    use coffer_broker::AuditEvent;
+    use coffer_net::audit::AuditEvent;
     let mut receipts: std::collections::BTreeMap<String, u64> = Default::default();
     for e in entries {
         if let AuditEvent::JobReceipt { receipt } = &e.entry.event

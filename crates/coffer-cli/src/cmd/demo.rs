@@ -11,14 +11,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use anyhow::Context;
 use clap::Args;
 
 use super::broker::Refused;
+use super::services::{Services, path_str, start};
 use crate::exit::Usage;
 
 #[derive(Debug, Args)]
@@ -40,18 +40,6 @@ const QUERY: &str = "SELECT a.diagnosis, b.treatment, count(*) AS patients, \
 round(avg(a.age), 1) AS mean_age, round(avg(b.cost_eur), 0) AS mean_cost_eur \
 FROM alpha_patients a JOIN beta_treatments b ON a.patient_id = b.patient_id \
 GROUP BY a.diagnosis, b.treatment ORDER BY a.diagnosis, b.treatment";
-
-/// Services started by the demo; killed when dropped.
-struct Services(Vec<Child>);
-
-impl Drop for Services {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 /// A small deterministic generator (xorshift64*), so every demo has the same tables.
 struct Rng(u64);
@@ -142,50 +130,8 @@ fn coffer(home: Option<&Path>, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Starts `coffer ARGS` as a service and waits for its `listening on https://ADDR` line.
-fn start(
-    services: &mut Services,
-    home: &Path,
-    log: &Path,
-    args: &[&str],
-) -> anyhow::Result<String> {
-    let exe = std::env::current_exe().context("finding the coffer executable")?;
-    let stderr =
-        std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    let mut child = Command::new(exe)
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .context("starting a service")?;
-    let stdout = child.stdout.take();
-    services.0.push(child);
-    let mut lines = BufReader::new(stdout.ok_or_else(|| Usage("no stdout".into()))?).lines();
-    while let Some(line) = lines.next().transpose()? {
-        if let Some(addr) = line.strip_prefix("listening on ") {
-            // Keep draining stdout so the service never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            return Ok(addr.trim().to_owned());
-        }
-    }
-    Err(Refused(format!(
-        "`coffer {}` exited before listening; see {}",
-        args.join(" "),
-        log.display()
-    ))
-    .into())
-}
-
 fn step(n: u32, text: &str) {
     println!("\n[{n}] {text}");
-}
-
-fn path_str(p: &Path) -> anyhow::Result<&str> {
-    p.to_str()
-        .ok_or_else(|| Usage(format!("{}: not UTF-8", p.display())).into())
 }
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
@@ -273,7 +219,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         2,
         "A key broker, an enclave worker and an orchestrator start on loopback (sim)",
     );
-    let mut services = Services(Vec::new());
+    let mut services = Services::default();
     let svc_home = dir.join("services");
     std::fs::create_dir_all(&svc_home)?;
     let platform = dir.join("sim-platform");

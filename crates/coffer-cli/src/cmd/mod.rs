@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod keys;
 pub mod manifest;
 pub mod seal;
+pub mod services;
 pub mod table;
 
 use std::path::Path;
