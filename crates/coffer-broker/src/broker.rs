@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 use coffer_attest::{FailedCheck, UnixTime, Verified};
 use coffer_crypto::SecretKey;
 use coffer_manifest::{Manifest, ManifestHash, Predecessor, SignatureFile, Status, status};
+use coffer_net::JobId;
 use coffer_net::broker::ReleaseRequest;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
@@ -317,7 +318,7 @@ impl Broker {
     /// still verifies and nothing of another collaboration's content is shown.
     pub fn export_audit_for(
         &self,
-        visible: &std::collections::HashSet<String>,
+        visible: &std::collections::HashSet<ManifestHash>,
     ) -> Result<String, BrokerError> {
         let entries = self.audit_entries()?;
         let visible = visible.clone();
@@ -328,7 +329,7 @@ impl Broker {
                     .entry
                     .event
                     .manifest()
-                    .is_some_and(|m| visible.contains(m));
+                    .is_some_and(|m| visible.contains(&m));
                 let line = if shown {
                     entry
                 } else {
@@ -354,14 +355,14 @@ impl Broker {
         &self,
         party: &str,
         key: &VerifyingKey,
-    ) -> Result<std::collections::HashSet<String>, BrokerError> {
+    ) -> Result<std::collections::HashSet<ManifestHash>, BrokerError> {
         let (party, key) = (party.to_owned(), *key);
         self.exec(move |inner| -> Result<_, BrokerError> {
             let mut out = std::collections::HashSet::new();
             for yaml in inner.store.manifest_yamls()? {
                 let m = Manifest::from_yaml(&yaml)?;
                 if m.party(&party).is_some_and(|p| p.key == key) {
-                    out.insert(m.hash().to_string());
+                    out.insert(m.hash());
                 }
             }
             Ok(out)
@@ -371,13 +372,13 @@ impl Broker {
     /// Appends a worker's job receipt to the audit log as it came.
     pub fn record_receipt(
         &self,
-        job: &str,
-        manifest: &str,
+        job: &JobId,
+        manifest: &ManifestHash,
         worker: &str,
         receipt: serde_json::Value,
         now: UnixTime,
     ) -> Result<SignedEntry, Refusal> {
-        let (job, manifest, worker) = (job.to_owned(), manifest.to_owned(), worker.to_owned());
+        let (job, manifest, worker) = (*job, manifest.to_string(), worker.to_owned());
         self.exec(move |inner| -> Result<SignedEntry, Refusal> {
             match inner.store.release_of(&job)? {
                 None => return Err(Refusal::UnknownJob),
@@ -544,7 +545,7 @@ impl Broker {
                     audit,
                     now,
                     AuditEvent::KeyRefused {
-                        manifest: hash.to_string(),
+                        manifest: hash,
                         computation,
                         reasons: refusal.reasons(),
                     },
@@ -654,19 +655,15 @@ fn submit_manifest_in(
     };
     let was_active = existing.as_ref().is_some_and(|s| s.active);
     let active = st.active || was_active;
-    let mut events = vec![AuditEvent::ManifestSubmitted {
-        hash: hash.to_string(),
-    }];
+    let mut events = vec![AuditEvent::ManifestSubmitted { hash }];
     let mut supersedes = None;
     if active && !was_active {
-        events.push(AuditEvent::ManifestActivated {
-            hash: hash.to_string(),
-        });
+        events.push(AuditEvent::ManifestActivated { hash });
         // An update active under its predecessor's governance retires the predecessor.
         if let Some(pred) = manifest.predecessor() {
             events.push(AuditEvent::ManifestSuperseded {
-                hash: pred.to_string(),
-                by: hash.to_string(),
+                hash: pred,
+                by: hash,
             });
             supersedes = Some(pred);
         }
@@ -728,7 +725,7 @@ fn revoke_key_in(
         audit,
         now,
         AuditEvent::KeyRevoked {
-            manifest: manifest_hash.to_string(),
+            manifest: *manifest_hash,
             dataset: dataset.to_owned(),
             party: party.to_owned(),
         },
@@ -760,7 +757,7 @@ fn retire_manifest_in(
         audit,
         now,
         AuditEvent::ManifestRetired {
-            hash: subject.clone(),
+            hash: *manifest_hash,
             party: party.to_owned(),
         },
     )?;
@@ -808,7 +805,7 @@ fn upload_key_in(
         key.expose_secret(),
     )?;
     let event = AuditEvent::KeyUploaded {
-        manifest: manifest_hash.to_string(),
+        manifest: *manifest_hash,
         dataset: dataset.to_owned(),
         party: uploader.to_owned(),
     };
@@ -838,8 +835,8 @@ fn release_job(
         let outcome = decide(inner, &hash, &ask, &worker, window_secs, now);
         let event = match &outcome {
             Ok(keys) => AuditEvent::KeyReleased {
-                job: job.clone(),
-                manifest: hash.to_string(),
+                job,
+                manifest: hash,
                 computation: computation.clone(),
                 datasets: keys.keys().cloned().collect(),
                 worker_tee: worker.claims.tee().to_string(),
@@ -851,7 +848,7 @@ fn release_job(
                     .collect(),
             },
             Err(refusal) => AuditEvent::KeyRefused {
-                manifest: hash.to_string(),
+                manifest: hash,
                 computation: computation.clone(),
                 reasons: refusal.reasons(),
             },
@@ -861,7 +858,7 @@ fn release_job(
         let Inner { store, audit, .. } = inner;
         let entry = store.append_audit(audit, now, event)?;
         if let (Ok(_), Some(job)) = (&outcome, &job) {
-            store.record_release(job, &hash.to_string(), entry.entry.seq, &worker_key)?;
+            store.record_release(job, &hash, entry.entry.seq, &worker_key)?;
         }
         outcome
     }
@@ -903,9 +900,9 @@ fn judge_job(
     ask: &ReleaseRequest,
     window_secs: i64,
     now: UnixTime,
-) -> Result<(String, i64), Refusal> {
+) -> Result<(JobId, i64), Refusal> {
     let spec = &ask.job.spec;
-    if spec.manifest != manifest.hash().to_string() || spec.computation != ask.computation {
+    if spec.manifest != manifest.hash() || spec.computation != ask.computation {
         return Err(Refusal::JobMismatch);
     }
     let party = manifest
@@ -1027,7 +1024,7 @@ fn decide(
     let scope = format!("job:{manifest_hash}");
     if !inner
         .store
-        .record_nonce(&scope, &job_id, job_expires, now)?
+        .record_nonce(&scope, &job_id.to_string(), job_expires, now)?
     {
         return Err(Refusal::ReplayedNonce);
     }

@@ -401,11 +401,6 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     serde_json::from_slice(body).map_err(|e| bad_request("body", format!("request body: {e}")))
 }
 
-fn parse_hash(text: &str) -> Result<ManifestHash, ApiError> {
-    text.parse()
-        .map_err(|e| bad_request("manifest_hash", format!("manifest hash: {e}")))
-}
-
 /// Maps a broker error to the API's typed error.
 fn broker_error(e: BrokerError) -> ApiError {
     match &e {
@@ -539,7 +534,7 @@ async fn submit_manifest(
         .await?
         .map_err(broker_error)?;
     Ok(axum::Json(ManifestStatus {
-        hash: st.hash.to_string(),
+        hash: st.hash,
         active: st.active,
         signed_by: st.signed_by,
         missing: st.missing,
@@ -560,7 +555,7 @@ async fn upload_key(
 ) -> Result<(axum::http::StatusCode, axum::Json<KeyStored>), ApiError> {
     let signed = signed_headers(&headers)?;
     let req: UploadKey = parse_json(&body)?;
-    let hash = parse_hash(&req.manifest)?;
+    let hash = req.manifest;
     let held = blocking(&s, move |b| b.manifest(&hash))
         .await?
         .map_err(broker_error)?;
@@ -588,7 +583,7 @@ async fn upload_key(
     Ok((
         axum::http::StatusCode::CREATED,
         axum::Json(KeyStored {
-            manifest: hash.to_string(),
+            manifest: hash,
             dataset: req.dataset,
         }),
     ))
@@ -671,7 +666,7 @@ async fn revoke_key(
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let signed = signed_headers(&headers)?;
     let req: coffer_net::broker::RevokeKey = parse_json(&body)?;
-    let hash = parse_hash(&req.manifest)?;
+    let hash = req.manifest;
     authenticated_party(&s, &signed, hash, (&method, &uri, &body)).await?;
     let (dataset, party) = (req.dataset.clone(), signed.party.clone());
     blocking(&s, move |b| {
@@ -695,7 +690,7 @@ async fn retire_manifest(
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let signed = signed_headers(&headers)?;
     let req: coffer_net::broker::RetireManifest = parse_json(&body)?;
-    let hash = parse_hash(&req.manifest)?;
+    let hash = req.manifest;
     authenticated_party(&s, &signed, hash, (&method, &uri, &body)).await?;
     let party = signed.party.clone();
     blocking(&s, move |b| b.retire_manifest(&hash, &party, unix_now()))
@@ -744,7 +739,7 @@ async fn release(
         ));
     };
     let req: ReleaseRequest = parse_json(&body)?;
-    let hash = parse_hash(&req.manifest)?;
+    let hash = req.manifest;
     // The certificate must verify (validity, evidence, key binding), and the release is judged
     // on the evidence the worker made for the nonce this broker issued it.
     let presented = RaTlsCert::from_der(&cert).ok();
@@ -817,7 +812,7 @@ async fn receipt(
             "the receipt is not signed by the worker that presents it",
         ));
     }
-    let (job, manifest) = (signed.receipt.job.clone(), signed.receipt.manifest.clone());
+    let (job, manifest) = (signed.receipt.job, signed.receipt.manifest);
     let value = serde_json::to_value(&signed).map_err(|e| internal(e.to_string()))?;
     let entry = blocking(&s, move |b| {
         b.record_receipt(&job, &manifest, &worker, value, unix_now())

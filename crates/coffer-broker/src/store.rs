@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use coffer_manifest::ManifestHash;
+use coffer_net::JobId;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
 use crate::error::StoreError;
@@ -93,6 +94,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.set_prepared_statement_cache_capacity(64);
         let problems: Vec<String> = {
             let mut stmt = conn.prepare("PRAGMA integrity_check")?;
             let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
@@ -183,19 +185,18 @@ impl Store {
     /// The manifest with this hash, if stored.
     pub fn manifest(&self, hash: &ManifestHash) -> Result<Option<StoredManifest>, StoreError> {
         self.conn
-            .query_row(
+            .prepare_cached(
                 "SELECT yaml, signatures, active, submitted_at FROM manifests WHERE hash = ?1",
-                params![hash.to_string()],
-                |r| {
-                    Ok(StoredManifest {
-                        hash: *hash,
-                        yaml: r.get(0)?,
-                        signatures: r.get(1)?,
-                        active: r.get(2)?,
-                        submitted_at: r.get(3)?,
-                    })
-                },
-            )
+            )?
+            .query_row(params![hash.to_string()], |r| {
+                Ok(StoredManifest {
+                    hash: *hash,
+                    yaml: r.get(0)?,
+                    signatures: r.get(1)?,
+                    active: r.get(2)?,
+                    submitted_at: r.get(3)?,
+                })
+            })
             .optional()
             .map_err(StoreError::from)
     }
@@ -209,19 +210,19 @@ impl Store {
         events: Vec<AuditEvent>,
     ) -> Result<(), StoreError> {
         let tx = self.conn.savepoint()?;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO manifests (hash, yaml, signatures, active, submitted_at)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(hash) DO UPDATE SET signatures = excluded.signatures,
                                              active = excluded.active",
-            params![
-                manifest.hash.to_string(),
-                manifest.yaml,
-                manifest.signatures,
-                manifest.active,
-                manifest.submitted_at
-            ],
-        )?;
+        )?
+        .execute(params![
+            manifest.hash.to_string(),
+            manifest.yaml,
+            manifest.signatures,
+            manifest.active,
+            manifest.submitted_at
+        ])?;
         for event in events {
             append(&tx, audit, time, event)?;
         }
@@ -236,11 +237,12 @@ impl Store {
         dataset: &str,
     ) -> Result<Option<(Vec<u8>, String)>, StoreError> {
         self.conn
-            .query_row(
+            .prepare_cached(
                 "SELECT sealed, uploader FROM keys WHERE manifest = ?1 AND dataset = ?2",
-                params![manifest.to_string(), dataset],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            )?
+            .query_row(params![manifest.to_string(), dataset], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()
             .map_err(StoreError::from)
     }
@@ -262,11 +264,12 @@ impl Store {
         event: AuditEvent,
     ) -> Result<bool, StoreError> {
         let tx = self.conn.savepoint()?;
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO keys (manifest, dataset, sealed, uploader)
+        let inserted = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO keys (manifest, dataset, sealed, uploader)
              VALUES (?1, ?2, ?3, ?4)",
-            params![manifest.to_string(), dataset, sealed, uploader],
-        )?;
+            )?
+            .execute(params![manifest.to_string(), dataset, sealed, uploader])?;
         if inserted == 0 {
             return Ok(false);
         }
@@ -291,10 +294,11 @@ impl Store {
     /// Marks `subject` (a manifest hash, or `key:<manifest>:<dataset>`) as `state`
     /// (`superseded`, `retired`, `revoked`) by `by`; the first mark stays.
     pub fn mark(&mut self, subject: &str, state: &str, by: &str) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT OR IGNORE INTO lifecycle (subject, state, by) VALUES (?1, ?2, ?3)",
-            params![subject, state, by],
-        )?;
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO lifecycle (subject, state, by) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![subject, state, by])?;
         Ok(())
     }
 
@@ -302,11 +306,8 @@ impl Store {
     pub fn mark_of(&self, subject: &str) -> Result<Option<(String, String)>, StoreError> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT state, by FROM lifecycle WHERE subject = ?1",
-                params![subject],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached("SELECT state, by FROM lifecycle WHERE subject = ?1")?
+            .query_row(params![subject], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?)
     }
 
@@ -316,10 +317,10 @@ impl Store {
         manifest: &ManifestHash,
         dataset: &str,
     ) -> Result<bool, StoreError> {
-        let n = self.conn.execute(
-            "DELETE FROM keys WHERE manifest = ?1 AND dataset = ?2",
-            params![manifest.to_string(), dataset],
-        )?;
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM keys WHERE manifest = ?1 AND dataset = ?2")?
+            .execute(params![manifest.to_string(), dataset])?;
         Ok(n > 0)
     }
 
@@ -327,16 +328,15 @@ impl Store {
     /// worker whose TLS key hashes to `worker` (hex SHA-256 of its SPKI).
     pub fn record_release(
         &mut self,
-        job: &str,
-        manifest: &str,
+        job: &JobId,
+        manifest: &ManifestHash,
         seq: u64,
         worker: &str,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO releases (job, manifest, released_seq, worker) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                job,
-                manifest,
+        self.conn.prepare_cached("INSERT INTO releases (job, manifest, released_seq, worker) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![
+                job.to_string(),
+                manifest.to_string(),
                 i64::try_from(seq).unwrap_or(i64::MAX),
                 worker
             ],
@@ -346,23 +346,26 @@ impl Store {
 
     /// The release of `job`: its manifest, the worker's key hash and whether a receipt was
     /// recorded.
-    pub fn release_of(&self, job: &str) -> Result<Option<(String, String, bool)>, StoreError> {
+    pub fn release_of(&self, job: &JobId) -> Result<Option<(String, String, bool)>, StoreError> {
         Ok(self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT manifest, worker, receipt_seq IS NOT NULL FROM releases WHERE job = ?1",
-                params![job],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            )?
+            .query_row(params![job.to_string()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?)
     }
 
     /// Records that the audit entry `seq` holds `job`'s receipt.
-    pub fn record_receipt_seq(&mut self, job: &str, seq: u64) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE releases SET receipt_seq = ?2 WHERE job = ?1",
-            params![job, i64::try_from(seq).unwrap_or(i64::MAX)],
-        )?;
+    pub fn record_receipt_seq(&mut self, job: &JobId, seq: u64) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("UPDATE releases SET receipt_seq = ?2 WHERE job = ?1")?
+            .execute(params![
+                job.to_string(),
+                i64::try_from(seq).unwrap_or(i64::MAX)
+            ])?;
         Ok(())
     }
 
@@ -387,14 +390,13 @@ impl Store {
         now: i64,
     ) -> Result<bool, StoreError> {
         let tx = self.conn.savepoint()?;
-        tx.execute(
-            "DELETE FROM seen_nonces WHERE expires_at < ?1",
-            params![now],
-        )?;
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO seen_nonces (party, nonce, expires_at) VALUES (?1, ?2, ?3)",
-            params![party, nonce, expires_at],
-        )?;
+        tx.prepare_cached("DELETE FROM seen_nonces WHERE expires_at < ?1")?
+            .execute(params![now])?;
+        let inserted = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO seen_nonces (party, nonce, expires_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![party, nonce, expires_at])?;
         if inserted == 0 {
             return Ok(false);
         }
@@ -414,11 +416,8 @@ fn append(
     event: AuditEvent,
 ) -> Result<SignedEntry, StoreError> {
     let last: Option<Vec<u8>> = tx
-        .query_row(
-            "SELECT entry FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT entry FROM audit ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| r.get(0))
         .optional()?;
     let prev: Option<AuditEntry> = last.map(|b| decode_entry(&b)).transpose()?.map(|s| s.entry);
     let signed = audit
@@ -427,9 +426,7 @@ fn append(
     let bytes = serde_json::to_vec(&signed).map_err(|e| StoreError::Malformed(e.to_string()))?;
     let seq = i64::try_from(signed.entry.seq)
         .map_err(|_| StoreError::Malformed("audit seq overflow".into()))?;
-    tx.execute(
-        "INSERT INTO audit (seq, entry) VALUES (?1, ?2)",
-        params![seq, bytes],
-    )?;
+    tx.prepare_cached("INSERT INTO audit (seq, entry) VALUES (?1, ?2)")?
+        .execute(params![seq, bytes])?;
     Ok(signed)
 }

@@ -50,19 +50,19 @@ fn signed_ask(
     time: i64,
 ) -> ReleaseRequest {
     let job = JobSpec {
-        manifest: hash.to_string(),
+        manifest: *hash,
         computation: computation.to_owned(),
         params: BTreeMap::new(),
         format: OutputFormat::Csv,
         party: party.to_owned(),
         time,
-        nonce: coffer_net::signed::fresh_nonce().unwrap(),
+        nonce: coffer_net::JobNonce::random().unwrap(),
     }
     .sign(key, String::new(), serde_json::Value::Null)
     .unwrap()
     .signed_job();
     ReleaseRequest {
-        manifest: hash.to_string(),
+        manifest: *hash,
         computation: computation.to_owned(),
         inputs: inputs.clone(),
         job,
@@ -787,7 +787,7 @@ fn job_receipts_are_logged_next_to_their_release() {
     let before = f.broker.audit_entries().unwrap().len();
     assert_eq!(
         f.broker
-            .record_receipt(&id, &hash.to_string(), "", receipt.clone(), NOW)
+            .record_receipt(&id, &hash, "", receipt.clone(), NOW)
             .unwrap_err(),
         Refusal::UnknownJob
     );
@@ -796,11 +796,11 @@ fn job_receipts_are_logged_next_to_their_release() {
         .release(&hash, &job, &worker(MEASUREMENT, false), WINDOW, NOW)
         .unwrap();
     match last_event(&f.broker) {
-        AuditEvent::KeyReleased { job, .. } => assert_eq!(job.as_deref(), Some(id.as_str())),
+        AuditEvent::KeyReleased { job, .. } => assert_eq!(job, Some(id)),
         other => panic!("expected KeyReleased, got {other:?}"),
     }
     // Under another manifest it is not this job's.
-    let other = format!("sha256:{}", "55".repeat(32));
+    let other = coffer_manifest::ManifestHash([0x55; 32]);
     assert_eq!(
         f.broker
             .record_receipt(&id, &other, "", receipt.clone(), NOW)
@@ -808,7 +808,7 @@ fn job_receipts_are_logged_next_to_their_release() {
         Refusal::UnknownJob
     );
     f.broker
-        .record_receipt(&id, &hash.to_string(), "", receipt.clone(), NOW)
+        .record_receipt(&id, &hash, "", receipt.clone(), NOW)
         .unwrap();
     assert_eq!(
         last_event(&f.broker),
@@ -819,13 +819,13 @@ fn job_receipts_are_logged_next_to_their_release() {
     // From another worker than the one the keys went to: refused.
     assert_eq!(
         f.broker
-            .record_receipt(&id, &hash.to_string(), "ab", receipt.clone(), NOW)
+            .record_receipt(&id, &hash, "ab", receipt.clone(), NOW)
             .unwrap_err(),
         Refusal::ReceiptSigner
     );
     assert_eq!(
         f.broker
-            .record_receipt(&id, &hash.to_string(), "", receipt, NOW)
+            .record_receipt(&id, &hash, "", receipt, NOW)
             .unwrap_err(),
         Refusal::ReceiptExists
     );
@@ -879,7 +879,7 @@ fn releases_need_a_fresh_party_signed_job_spent_once() {
             "a job for another manifest",
             {
                 let mut a = ask(&hash, "joined", &good_digests());
-                a.job.spec.manifest = format!("sha256:{}", "77".repeat(32));
+                a.job.spec.manifest = coffer_manifest::ManifestHash([0x77; 32]);
                 a
             },
             Refusal::JobMismatch,
@@ -963,7 +963,7 @@ fn superseded_revoked_and_retired_manifests_release_nothing() {
     );
     match last_event(&f.broker) {
         AuditEvent::ManifestSuperseded { hash, by } => {
-            assert_eq!((hash, by), (m1.to_string(), v2.hash().to_string()));
+            assert_eq!((hash, by), (m1, v2.hash()));
         }
         other => panic!("expected ManifestSuperseded, got {other:?}"),
     }
@@ -993,7 +993,7 @@ fn superseded_revoked_and_retired_manifests_release_nothing() {
     assert_eq!(
         last_event(&f.broker),
         AuditEvent::KeyRevoked {
-            manifest: m2.to_string(),
+            manifest: m2,
             dataset: "a_data".into(),
             party: "alpha".into(),
         }

@@ -509,7 +509,7 @@ async fn an_outsider_reads_only_its_own_collaboration_in_the_audit_log() {
     let own_hash = own_manifest.hash().to_string();
     assert!(
         seen.iter()
-            .any(|e| e.entry.event.manifest() == Some(own_hash.as_str())),
+            .any(|e| e.entry.event.manifest() == Some(own_manifest.hash())),
         "its own submission is shown"
     );
     // The study's parties see its entries and not mallory's.

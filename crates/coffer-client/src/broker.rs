@@ -497,7 +497,7 @@ impl BrokerSession {
     ) -> Result<KeyStored, BrokerClientError> {
         let body = zeroize::Zeroizing::new(
             serde_json::to_vec(&UploadKey {
-                manifest: manifest.to_string(),
+                manifest: *manifest,
                 dataset: dataset.to_owned(),
                 key: hex::encode(key.expose_secret()),
             })
@@ -523,7 +523,7 @@ impl BrokerSession {
         dataset: &str,
     ) -> Result<serde_json::Value, BrokerClientError> {
         let body = serde_json::to_vec(&coffer_net::broker::RevokeKey {
-            manifest: manifest.to_string(),
+            manifest: *manifest,
             dataset: dataset.to_owned(),
         })
         .map_err(|e| crate::Error::InvalidArgument(e.to_string()))?;
@@ -541,7 +541,7 @@ impl BrokerSession {
         manifest: &ManifestHash,
     ) -> Result<serde_json::Value, BrokerClientError> {
         let body = serde_json::to_vec(&coffer_net::broker::RetireManifest {
-            manifest: manifest.to_string(),
+            manifest: *manifest,
         })
         .map_err(|e| crate::Error::InvalidArgument(e.to_string()))?;
         let resp = self

@@ -69,8 +69,18 @@ pub(crate) fn parse_sha256(text: &str) -> Result<[u8; 32], String> {
 
 /// Exactly 64 lowercase hex digits.
 pub(crate) fn parse_lower_hex32(text: &str) -> Result<[u8; 32], String> {
-    if text.len() != 64 {
-        return Err(format!("expected 64 hex digits, found {}", text.len()));
+    parse_lower_hex(text)
+}
+
+/// Exactly `2 * N` lowercase hex digits: the one spelling of an `N`-byte id. The error says
+/// what is wrong and never quotes the text.
+pub fn parse_lower_hex<const N: usize>(text: &str) -> Result<[u8; N], String> {
+    let digits = N.saturating_mul(2);
+    if text.len() != digits {
+        return Err(format!(
+            "expected {digits} hex digits, found {}",
+            text.len()
+        ));
     }
     if !text
         .bytes()
@@ -78,7 +88,7 @@ pub(crate) fn parse_lower_hex32(text: &str) -> Result<[u8; 32], String> {
     {
         return Err("expected lowercase hex digits".into());
     }
-    let mut out = [0u8; 32];
+    let mut out = [0u8; N];
     hex::decode_to_slice(text, &mut out).map_err(|e| e.to_string())?;
     Ok(out)
 }

@@ -72,7 +72,7 @@ mod signature;
 mod status;
 
 pub use error::{Error, ItemKind};
-pub use hash::{ManifestHash, canonical_json, manifest_hash};
+pub use hash::{ManifestHash, canonical_json, manifest_hash, parse_lower_hex};
 pub use manifest::{Manifest, Party, is_valid_name};
 pub use model::{
     Computation, ComputationKind, Constraints, Dataset, Governance, ManifestDoc, PartyDoc,

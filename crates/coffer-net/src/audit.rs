@@ -8,6 +8,8 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::ids::{JobId, ManifestHash};
+
 /// Domain separation for audit-entry signatures.
 pub const AUDIT_DOMAIN: &[u8] = b"coffer-broker-audit-entry-v1\0";
 /// Domain separation for the signature over a redacted entry: its seq, previous hash and hash.
@@ -20,17 +22,17 @@ pub enum AuditEvent {
     /// A manifest (or new signatures for it) was submitted.
     ManifestSubmitted {
         /// `sha256:<hex>` of the manifest.
-        hash: String,
+        hash: ManifestHash,
     },
     /// A manifest became active.
     ManifestActivated {
         /// `sha256:<hex>` of the manifest.
-        hash: String,
+        hash: ManifestHash,
     },
     /// A data owner uploaded a dataset's key.
     KeyUploaded {
         /// The manifest hash.
-        manifest: String,
+        manifest: ManifestHash,
         /// The dataset.
         dataset: String,
         /// The uploading party.
@@ -39,7 +41,7 @@ pub enum AuditEvent {
     /// Keys were released to a worker.
     KeyReleased {
         /// The manifest hash.
-        manifest: String,
+        manifest: ManifestHash,
         /// The computation.
         computation: String,
         /// The datasets whose keys were released.
@@ -52,12 +54,12 @@ pub enum AuditEvent {
         /// The party-signed job the keys were released for; its receipt, when the worker
         /// hands it in, is a `job_receipt` entry naming the same job.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        job: Option<String>,
+        job: Option<JobId>,
     },
     /// A release was refused.
     KeyRefused {
         /// The manifest hash as requested.
-        manifest: String,
+        manifest: ManifestHash,
         /// The computation as requested.
         computation: String,
         /// Why.
@@ -67,21 +69,21 @@ pub enum AuditEvent {
     /// no key from now on.
     ManifestSuperseded {
         /// The superseded manifest.
-        hash: String,
+        hash: ManifestHash,
         /// The update that superseded it.
-        by: String,
+        by: ManifestHash,
     },
     /// A party of the manifest retired it: it releases no key from now on.
     ManifestRetired {
         /// The retired manifest.
-        hash: String,
+        hash: ManifestHash,
         /// The party that retired it.
         party: String,
     },
     /// A dataset's owner revoked its key grant under a manifest; the sealed key is deleted.
     KeyRevoked {
         /// The manifest hash.
-        manifest: String,
+        manifest: ManifestHash,
         /// The dataset.
         dataset: String,
         /// The owner.
@@ -103,20 +105,21 @@ pub enum AuditEvent {
 
 impl AuditEvent {
     /// The manifest an event is about (`sha256:<hex>`), if it names one.
-    pub fn manifest(&self) -> Option<&str> {
+    pub fn manifest(&self) -> Option<ManifestHash> {
         match self {
             Self::ManifestSubmitted { hash }
             | Self::ManifestActivated { hash }
             | Self::ManifestSuperseded { hash, .. }
-            | Self::ManifestRetired { hash, .. } => Some(hash),
+            | Self::ManifestRetired { hash, .. } => Some(*hash),
             Self::KeyUploaded { manifest, .. }
             | Self::KeyReleased { manifest, .. }
             | Self::KeyRefused { manifest, .. }
-            | Self::KeyRevoked { manifest, .. } => Some(manifest),
+            | Self::KeyRevoked { manifest, .. } => Some(*manifest),
             Self::JobReceipt { receipt } => receipt
                 .get("receipt")
                 .and_then(|r| r.get("manifest"))
-                .and_then(|m| m.as_str()),
+                .and_then(|m| m.as_str())
+                .and_then(|m| m.parse().ok()),
             Self::Redacted { .. } => None,
         }
     }

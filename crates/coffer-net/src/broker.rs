@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::ManifestHash;
+
 pub const INFO: &str = "/v1/info";
 pub const MANIFESTS: &str = "/v1/manifests";
 pub const KEYS: &str = "/v1/keys";
@@ -54,7 +56,7 @@ pub struct SubmitManifest {
 /// The answer to a manifest submission: the broker's judgement of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestStatus {
-    pub hash: String,
+    pub hash: ManifestHash,
     pub active: bool,
     pub signed_by: Vec<String>,
     pub missing: Vec<String>,
@@ -67,7 +69,7 @@ pub struct ManifestStatus {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UploadKey {
-    pub manifest: String,
+    pub manifest: ManifestHash,
     pub dataset: String,
     /// The key, hex.
     pub key: String,
@@ -78,7 +80,7 @@ pub struct UploadKey {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeKey {
-    pub manifest: String,
+    pub manifest: ManifestHash,
     pub dataset: String,
 }
 
@@ -87,7 +89,7 @@ pub struct RevokeKey {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetireManifest {
-    pub manifest: String,
+    pub manifest: ManifestHash,
 }
 
 /// `POST /v1/attest`: a fresh nonce, hex (16 to 64 bytes).
@@ -106,7 +108,7 @@ pub struct ChallengeAnswer {
 /// The answer to a key upload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyStored {
-    pub manifest: String,
+    pub manifest: ManifestHash,
     pub dataset: String,
 }
 
@@ -114,7 +116,7 @@ pub struct KeyStored {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseRequest {
-    pub manifest: String,
+    pub manifest: ManifestHash,
     pub computation: String,
     /// Each input dataset's digest, as the worker read it.
     pub inputs: BTreeMap<String, String>,

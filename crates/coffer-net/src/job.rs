@@ -22,13 +22,15 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::ids::{JobId, JobNonce, ManifestHash};
+
 /// `POST`: submit a job (worker and orchestrator); `GET /v1/jobs/{id}` on the orchestrator.
 pub const JOBS: &str = "/v1/jobs";
 /// `GET`: what a worker says of itself.
 pub const WORKER_INFO: &str = "/v1/info";
 /// Where a worker stores the detail of a failed job, age-encrypted to the party that signed
 /// it: the untrusted side sees only the failed check's name and a fixed message.
-pub fn error_detail_path(job: &str) -> String {
+pub fn error_detail_path(job: &JobId) -> String {
     format!("errors/{job}.age")
 }
 
@@ -37,7 +39,7 @@ pub fn error_detail_path(job: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureDetail {
     /// The job's id.
-    pub job: String,
+    pub job: JobId,
     /// The error kind (`refused`, `bad_request`, `internal`).
     pub error: String,
     /// The failed check.
@@ -111,7 +113,7 @@ impl OutputFormat {
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
     /// The manifest's hash, `sha256:<hex>`.
-    pub manifest: String,
+    pub manifest: ManifestHash,
     /// The computation's name in the manifest.
     pub computation: String,
     /// Values for a SQL template's declared parameters.
@@ -124,7 +126,7 @@ pub struct JobSpec {
     /// Unix seconds when it was signed.
     pub time: i64,
     /// 32 hex digits, fresh per job.
-    pub nonce: String,
+    pub nonce: JobNonce,
 }
 
 impl JobSpec {
@@ -136,9 +138,9 @@ impl JobSpec {
         })
     }
 
-    /// The job's id: hex SHA-256 of the canonical JSON.
-    pub fn id(&self) -> Result<String, JobError> {
-        Ok(hex::encode(Sha256::digest(self.canonical()?)))
+    /// The job's id: SHA-256 of the canonical JSON.
+    pub fn id(&self) -> Result<JobId, JobError> {
+        Ok(JobId(Sha256::digest(self.canonical()?).into()))
     }
 
     fn message(&self) -> Result<Vec<u8>, JobError> {
@@ -200,7 +202,7 @@ impl JobRequest {
         self
     }
 
-    pub fn id(&self) -> Result<String, JobError> {
+    pub fn id(&self) -> Result<JobId, JobError> {
         self.spec.id()
     }
 
@@ -229,7 +231,7 @@ pub struct SignedJob {
 }
 
 impl SignedJob {
-    pub fn id(&self) -> Result<String, JobError> {
+    pub fn id(&self) -> Result<JobId, JobError> {
         self.spec.id()
     }
 
@@ -266,9 +268,9 @@ pub struct OutputRef {
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
     /// The job's id.
-    pub job: String,
+    pub job: JobId,
     /// The manifest's hash.
-    pub manifest: String,
+    pub manifest: ManifestHash,
     pub computation: String,
     /// The party that signed the job.
     pub party: String,
@@ -364,13 +366,13 @@ mod tests {
 
     fn spec() -> JobSpec {
         JobSpec {
-            manifest: format!("sha256:{}", "ab".repeat(32)),
+            manifest: format!("sha256:{}", "ab".repeat(32)).parse().unwrap(),
             computation: "counts".into(),
             params: BTreeMap::from([("min_age".into(), serde_json::json!(40))]),
             format: OutputFormat::Csv,
             party: "alpha".into(),
             time: 1_700_000_000,
-            nonce: "00".repeat(16),
+            nonce: "00".repeat(16).parse().unwrap(),
         }
     }
 
@@ -382,7 +384,7 @@ mod tests {
             .unwrap();
         req.verify(&key.verifying_key()).unwrap();
         let tamper: Vec<fn(&mut JobSpec)> = vec![
-            |s| s.manifest.push('0'),
+            |s| s.manifest.0[0] ^= 1,
             |s| s.computation.push('x'),
             |s| {
                 s.params.insert("min_age".into(), serde_json::json!(41));
@@ -390,7 +392,7 @@ mod tests {
             |s| s.format = OutputFormat::Parquet,
             |s| s.party = "beta".into(),
             |s| s.time += 1,
-            |s| s.nonce = "11".repeat(16),
+            |s| s.nonce.0[0] ^= 1,
         ];
         for t in tamper {
             let mut r = req.clone();
@@ -414,6 +416,6 @@ mod tests {
         let json = serde_json::to_string_pretty(&a).unwrap();
         let b: JobSpec = serde_json::from_str(&json).unwrap();
         assert_eq!(a.id().unwrap(), b.id().unwrap());
-        assert_eq!(a.id().unwrap().len(), 64);
+        assert_eq!(a.id().unwrap().to_string().len(), 64);
     }
 }

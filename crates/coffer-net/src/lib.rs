@@ -15,6 +15,7 @@ pub mod api;
 pub mod audit;
 pub mod broker;
 pub mod client;
+pub mod ids;
 pub mod job;
 pub mod orchestrator;
 pub mod server;
@@ -23,5 +24,6 @@ pub mod storage;
 
 pub use api::ApiError;
 pub use client::{Connection, Endpoint, NetError, Response, client_config};
+pub use ids::{JobId, JobNonce, ManifestHash};
 pub use server::{PeerAddr, PeerCertificate, serve_tls, shutdown_signal};
 pub use signed::{AuthError, SignedHeaders, sign_request};

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{JobId, ManifestHash};
 use crate::job::SignedReceipt;
 
 /// `POST` [`crate::job::JobRequest`] → [`JobStatus`]; `GET /v1/jobs/{id}` → [`JobStatus`].
@@ -50,9 +51,9 @@ impl JobState {
 /// What the orchestrator says of a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobStatus {
-    pub id: String,
+    pub id: JobId,
     pub state: JobState,
-    pub manifest: String,
+    pub manifest: ManifestHash,
     pub computation: String,
     pub party: String,
     /// Dispatch attempts so far.

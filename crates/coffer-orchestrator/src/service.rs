@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use coffer_net::job::{JOBS, JobRequest};
 use coffer_net::orchestrator::{JobStatus, RegisterWorker, WORKERS, WorkerEntry};
-use coffer_net::{ApiError, Endpoint};
+use coffer_net::{ApiError, Endpoint, JobId};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -261,7 +261,7 @@ async fn submit_job(
     // Valid UTF-8: serde_json accepted it.
     let raw = String::from_utf8(body.to_vec())
         .map_err(|e| bad_request("body", format!("job request: {e}")))?;
-    let job = id.clone();
+    let job = id;
     let (inserted, status) = store::blocking(&s.store, move |st| {
         let inserted = st.insert_job(&job, &raw, &req.spec, unix_now())?;
         Ok((inserted, st.job(&job)?))
@@ -290,7 +290,7 @@ async fn job_status(
     State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<JobStatus>, ApiError> {
-    let job = id.clone();
+    let job: JobId = id.parse().map_err(|e: String| bad_request("job_id", e))?;
     store::blocking(&s.store, move |st| st.job(&job))
         .await
         .map_err(|e| internal(&e))?

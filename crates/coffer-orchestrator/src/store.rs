@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use coffer_net::JobId;
 use coffer_net::job::SignedReceipt;
 use coffer_net::orchestrator::{JobState, JobStatus, WorkerEntry};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
@@ -247,7 +248,7 @@ impl Store {
     /// Queues a new job; [`Inserted::Exists`] if one with this id is already known.
     pub fn insert_job(
         &self,
-        id: &str,
+        id: &JobId,
         request: &str,
         spec: &coffer_net::job::JobSpec,
         now: i64,
@@ -258,9 +259,9 @@ impl Store {
                                    created, updated)
                  VALUES (?1, 'queued', ?2, ?3, ?4, ?5, 0, ?6, ?6)",
                 params![
-                    id,
+                    id.to_string(),
                     request,
-                    spec.manifest,
+                    spec.manifest.to_string(),
                     spec.computation,
                     spec.party,
                     now
@@ -277,14 +278,14 @@ impl Store {
     }
 
     /// A job's status, if known.
-    pub fn job(&self, id: &str) -> Result<Option<JobStatus>, StoreError> {
+    pub fn job(&self, id: &JobId) -> Result<Option<JobStatus>, StoreError> {
         self.with(|conn| {
             let row = conn
                 .query_row(
                     "SELECT id, state, manifest, computation, party, attempts, worker,
                             check_name, reason, receipt, created, updated
                      FROM jobs WHERE id = ?1",
-                    params![id],
+                    params![id.to_string()],
                     |r| {
                         Ok((
                             (
@@ -320,10 +321,11 @@ impl Store {
                 .map(|text| serde_json::from_str::<SignedReceipt>(&text))
                 .transpose()
                 .map_err(|e| StoreError::BadRow(format!("an unreadable receipt: {e}")))?;
+            let bad = |what: &str, e: String| StoreError::BadRow(format!("{what}: {e}"));
             Ok(Some(JobStatus {
-                id,
+                id: id.parse().map_err(|e| bad("job id", e))?,
                 state,
-                manifest,
+                manifest: manifest.parse().map_err(|e| bad("manifest hash", e))?,
                 computation,
                 party,
                 attempts: to_u32(attempts),

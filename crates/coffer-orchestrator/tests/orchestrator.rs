@@ -21,7 +21,7 @@ use coffer_net::job::{
     JobDone, JobRequest, JobSpec, OutputFormat, OutputRef, Receipt, SignedReceipt,
 };
 use coffer_net::orchestrator::{JobState, JobStatus, WorkerEntry};
-use coffer_net::{ApiError, Connection, Endpoint};
+use coffer_net::{ApiError, Connection, Endpoint, JobId};
 use coffer_orchestrator::{Config, Service};
 use tokio::sync::oneshot;
 
@@ -133,7 +133,7 @@ fn dummy_receipt(req: &JobRequest) -> SignedReceipt {
     SignedReceipt {
         receipt: Receipt {
             job: req.id().unwrap(),
-            manifest: req.spec.manifest.clone(),
+            manifest: req.spec.manifest,
             computation: req.spec.computation.clone(),
             party: req.spec.party.clone(),
             inputs: BTreeMap::from([("patients".into(), format!("sha256:{}", "11".repeat(32)))]),
@@ -219,7 +219,7 @@ impl Orch {
         serde_json::from_slice(&body).unwrap()
     }
 
-    async fn status(&self, id: &str) -> JobStatus {
+    async fn status(&self, id: &JobId) -> JobStatus {
         let (status, body) = call(
             &self.url,
             http::Method::GET,
@@ -232,7 +232,7 @@ impl Orch {
     }
 
     /// Polls until the job reaches a final state.
-    async fn wait_final(&self, id: &str) -> JobStatus {
+    async fn wait_final(&self, id: &JobId) -> JobStatus {
         let start = Instant::now();
         loop {
             let st = self.status(id).await;
@@ -248,7 +248,7 @@ impl Orch {
         }
     }
 
-    async fn wait_state(&self, id: &str, state: JobState) -> JobStatus {
+    async fn wait_state(&self, id: &JobId, state: JobState) -> JobStatus {
         let start = Instant::now();
         loop {
             let st = self.status(id).await;
@@ -284,13 +284,13 @@ fn config(db: &Path, workers: Vec<String>) -> Config {
 
 fn job(nonce: u8) -> JobRequest {
     JobSpec {
-        manifest: format!("sha256:{}", "ab".repeat(32)),
+        manifest: format!("sha256:{}", "ab".repeat(32)).parse().unwrap(),
         computation: "counts".into(),
         params: BTreeMap::from([("min_age".into(), serde_json::json!(40))]),
         format: OutputFormat::Csv,
         party: "alpha".into(),
         time: 1_700_000_000,
-        nonce: format!("{nonce:02x}").repeat(16),
+        nonce: coffer_net::JobNonce([nonce; 16]),
     }
     .sign(
         &ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
@@ -385,14 +385,38 @@ async fn bad_submissions_and_lookups_are_refused() {
         ("not_found", "unknown_job")
     );
 
-    // Malformed bodies.
+    // One id, one spelling: the same id in capitals, or cut short, is not an id.
+    let id = req.id().unwrap().to_string();
+    for other in [id.to_uppercase(), id[..62].to_owned()] {
+        let (status, body) = call(
+            &orch.url,
+            http::Method::GET,
+            &format!("/v1/jobs/{other}"),
+            vec![],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let e = api_error(&body);
+        assert_eq!(
+            (e.error.as_str(), e.check.as_str()),
+            ("bad_request", "job_id")
+        );
+    }
+
+    // Malformed bodies, and hex ids spelt another way.
     let mut extra = serde_json::to_value(&req).unwrap();
     extra["spec"]["surprise"] = serde_json::json!(1);
+    let mut upper_nonce = serde_json::to_value(&req).unwrap();
+    upper_nonce["spec"]["nonce"] = serde_json::json!("AB".repeat(16));
+    let mut upper_manifest = serde_json::to_value(&req).unwrap();
+    upper_manifest["spec"]["manifest"] = serde_json::json!(format!("sha256:{}", "AB".repeat(32)));
     for body in [
         b"not json".to_vec(),
         b"{}".to_vec(),
         serde_json::to_vec(&serde_json::json!({"spec": 1})).unwrap(),
         serde_json::to_vec(&extra).unwrap(),
+        serde_json::to_vec(&upper_nonce).unwrap(),
+        serde_json::to_vec(&upper_manifest).unwrap(),
     ] {
         let (status, body) = orch.submit_raw(body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -568,7 +592,11 @@ async fn a_job_interrupted_by_a_restart_is_dispatched_again() {
     {
         let conn = rusqlite::Connection::open(&db).unwrap();
         let state: String = conn
-            .query_row("SELECT state FROM jobs WHERE id = ?1", [&id], |r| r.get(0))
+            .query_row(
+                "SELECT state FROM jobs WHERE id = ?1",
+                [id.to_string()],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(state, "running");
     }
@@ -596,7 +624,7 @@ async fn a_running_job_found_at_start_goes_back_to_the_queue() {
             .execute(
                 "UPDATE jobs SET state = 'running', attempts = 1, worker = 'https://127.0.0.1:9'
                  WHERE id = ?1",
-                [&id],
+                [id.to_string()],
             )
             .unwrap();
         assert_eq!(n, 1);

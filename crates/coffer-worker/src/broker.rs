@@ -34,7 +34,7 @@ struct BrokerConn {
 
 /// What a key release is for: the job, its manifest and computation, the pinned inputs.
 pub(crate) struct ReleaseFor<'a> {
-    pub(crate) manifest: &'a str,
+    pub(crate) manifest: &'a coffer_net::ManifestHash,
     pub(crate) computation: &'a str,
     pub(crate) inputs: &'a BTreeMap<String, String>,
     pub(crate) job: SignedJob,
@@ -72,7 +72,7 @@ impl BrokerLink {
             .map_err(|e| Check::Internal.because(format!("key broker's nonce: {e}")))?;
         let evidence = evidence(&nonce)?;
         let body = serde_json::to_vec(&ReleaseRequest {
-            manifest: what.manifest.to_owned(),
+            manifest: *what.manifest,
             computation: what.computation.to_owned(),
             inputs: what.inputs.clone(),
             job: what.job,

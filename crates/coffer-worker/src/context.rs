@@ -20,7 +20,7 @@ pub(crate) struct Input {
 
 /// One job as a kind sees it, after it was judged and its keys were released.
 pub(crate) struct JobContext<'a> {
-    pub(crate) id: &'a str,
+    pub(crate) id: &'a coffer_net::JobId,
     pub(crate) manifest: &'a Manifest,
     pub(crate) comp: &'a Computation,
     pub(crate) spec: &'a JobSpec,

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use coffer_manifest::{Computation, Manifest, SignatureFile};
-use coffer_net::ApiError;
 use coffer_net::job::{JobDone, JobRequest, Receipt};
 use coffer_net::storage::StorageError;
+use coffer_net::{ApiError, JobId};
 
 use crate::broker::ReleaseFor;
 use crate::context::{Input, JobContext};
@@ -34,7 +34,7 @@ pub(crate) async fn run(w: &Worker, req: JobRequest) -> Result<JobDone, ApiError
 
 /// A job that passed every check of the request itself.
 struct Judged {
-    id: String,
+    id: JobId,
     manifest: Manifest,
     computation: String,
     kind: &'static dyn Kind,
@@ -95,8 +95,8 @@ async fn run_checked(
     };
     let outputs = job.kind.run(&ctx, inputs).await?;
     let receipt = Receipt {
-        job: job.id.clone(),
-        manifest: job.manifest.hash().to_string(),
+        job: job.id,
+        manifest: job.manifest.hash(),
         computation: comp.name.clone(),
         party: req.spec.party.clone(),
         inputs: digests,
@@ -131,7 +131,7 @@ fn judge(w: &Worker, req: &JobRequest, signer: &mut Option<String>) -> Result<Ju
         )));
     }
     let manifest = Manifest::from_yaml(&req.manifest)?;
-    if manifest.hash().to_string() != spec.manifest {
+    if manifest.hash() != spec.manifest {
         return Err(Check::ManifestHash.because(format!(
             "the job names manifest {}, the manifest sent hashes to {}",
             spec.manifest,
@@ -234,7 +234,7 @@ async fn fetch_inputs(
 
 /// Encrypts the failure in full to `recipient` (an age recipient) and stores it for `job`,
 /// unless a detail is stored already (a replay must not overwrite the first failure's).
-async fn store_detail(w: &Worker, job: &str, recipient: &str, e: &Refusal) {
+async fn store_detail(w: &Worker, job: &JobId, recipient: &str, e: &Refusal) {
     let path = coffer_net::job::error_detail_path(job);
     match w.storage.get(&path).await {
         Err(StorageError::NotFound { .. }) => {}
@@ -245,7 +245,7 @@ async fn store_detail(w: &Worker, job: &str, recipient: &str, e: &Refusal) {
     };
     let full = e.full();
     let detail = coffer_net::job::FailureDetail {
-        job: job.to_owned(),
+        job: *job,
         error: full.error,
         check: full.check,
         message: full.message,

@@ -8,9 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use coffer_attest::UnixTime;
 use coffer_attest::ratls::{KeyAlg, RaTlsCert, RaTlsIdentity, RenewableCert};
-use coffer_net::Endpoint;
 use coffer_net::job::WorkerInfo;
 use coffer_net::storage::Storage;
+use coffer_net::{Endpoint, JobId};
 use coffer_tee::Backend;
 
 use crate::broker::BrokerLink;
@@ -39,7 +39,7 @@ pub(crate) struct Worker {
     /// One permit per job that may run at once.
     pub(crate) slots: Arc<tokio::sync::Semaphore>,
     /// Job ids seen, with when they may be forgotten (their signing time plus the window).
-    seen: Mutex<HashMap<String, i64>>,
+    seen: Mutex<HashMap<JobId, i64>>,
     inputs: Mutex<InputCache>,
 }
 
@@ -211,7 +211,7 @@ impl Worker {
     }
 
     /// Records `id`; false if it was seen and has not expired.
-    pub(crate) fn spend(&self, id: &str, expires_at: i64, now: i64) -> bool {
+    pub(crate) fn spend(&self, id: &JobId, expires_at: i64, now: i64) -> bool {
         let Ok(mut seen) = self.seen.lock() else {
             return false;
         };
@@ -219,7 +219,7 @@ impl Worker {
         if seen.contains_key(id) {
             return false;
         }
-        seen.insert(id.to_owned(), expires_at);
+        seen.insert(*id, expires_at);
         true
     }
 }

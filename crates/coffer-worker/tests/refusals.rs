@@ -95,7 +95,7 @@ fn signatures(m: &Manifest, signer: &Identity) -> serde_json::Value {
 
 struct Job {
     yaml: String,
-    manifest_hash: String,
+    manifest_hash: coffer_net::ManifestHash,
     computation: String,
     party: String,
     time: i64,
@@ -108,8 +108,8 @@ struct Job {
 impl Job {
     fn new(yaml: &str, alpha: &Identity, computation: &str) -> Self {
         let (manifest_hash, sigs) = match Manifest::from_yaml(yaml) {
-            Ok(m) => (m.hash().to_string(), signatures(&m, alpha)),
-            Err(_) => (format!("sha256:{}", "00".repeat(32)), serde_json::json!({})),
+            Ok(m) => (m.hash(), signatures(&m, alpha)),
+            Err(_) => (coffer_net::ManifestHash([0; 32]), serde_json::json!({})),
         };
         Self {
             yaml: yaml.to_owned(),
@@ -126,13 +126,13 @@ impl Job {
 
     fn request(&self) -> JobRequest {
         JobSpec {
-            manifest: self.manifest_hash.clone(),
+            manifest: self.manifest_hash,
             computation: self.computation.clone(),
             params: Default::default(),
             format: self.format,
             party: self.party.clone(),
             time: self.time,
-            nonce: coffer_net::signed::fresh_nonce().unwrap(),
+            nonce: coffer_net::JobNonce::random().unwrap(),
         }
         .sign(&self.key, self.yaml.clone(), self.sigs.clone())
         .unwrap()
@@ -160,7 +160,7 @@ async fn post_raw(url: &str, body: Vec<u8>) -> (u16, ApiError) {
     (resp.status.as_u16(), err)
 }
 
-fn detail(storage: &Path, id: &str, who: &Identity) -> Option<String> {
+fn detail(storage: &Path, id: &coffer_net::JobId, who: &Identity) -> Option<String> {
     let sealed = std::fs::read(storage.join(coffer_net::job::error_detail_path(id))).ok()?;
     let mut plain = Vec::new();
     coffer_crypto::delivery::decrypt_with(who.age_identity(), sealed.as_slice(), &mut plain)
@@ -206,7 +206,7 @@ fn every_refusal_is_named_redacted_and_stores_nothing() {
     j.time -= 3_600;
     cases.push(("an hour old", j, "stale_request", false));
     let mut j = good();
-    j.manifest_hash = format!("sha256:{}", "11".repeat(32));
+    j.manifest_hash = coffer_net::ManifestHash([0x11; 32]);
     cases.push(("another manifest's hash", j, "manifest_hash", false));
     let mut j = good();
     j.party = "mallory".into();
@@ -690,7 +690,7 @@ fn refusals_at_the_broker_release_nothing() {
 
     // Exactly the two released jobs got keys.
     let broker = coffer_broker::Broker::open(&dir.path().join("broker")).unwrap();
-    let released: Vec<String> = broker
+    let released: Vec<coffer_net::ManifestHash> = broker
         .audit_entries()
         .unwrap()
         .into_iter()
@@ -699,7 +699,7 @@ fn refusals_at_the_broker_release_nothing() {
             _ => None,
         })
         .collect();
-    assert_eq!(released, [m1.hash().to_string(), m2.hash().to_string()]);
+    assert_eq!(released, [m1.hash(), m2.hash()]);
 }
 
 /// Every check the worker names is one a client can be told, with a fixed message.

@@ -361,13 +361,13 @@ pub fn signed_job(
     time: i64,
 ) -> coffer_net::job::SignedJob {
     coffer_net::job::JobSpec {
-        manifest: manifest.hash().to_string(),
+        manifest: manifest.hash(),
         computation: computation.to_owned(),
         params: BTreeMap::new(),
         format: coffer_net::job::OutputFormat::Csv,
         party: party.to_owned(),
         time,
-        nonce: coffer_net::signed::fresh_nonce().unwrap(),
+        nonce: coffer_net::JobNonce::random().unwrap(),
     }
     .sign(&party_key(party), String::new(), serde_json::Value::Null)
     .unwrap()

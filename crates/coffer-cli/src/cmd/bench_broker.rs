@@ -167,7 +167,7 @@ pub fn run(args: &BrokerBenchArgs) -> anyhow::Result<()> {
         Arc::new(
             move || -> anyhow::Result<coffer_net::broker::ReleaseRequest> {
                 let job = coffer_net::job::JobSpec {
-                    manifest: hash.to_string(),
+                    manifest: hash,
                     computation: "joined".into(),
                     params: Default::default(),
                     format: coffer_net::job::OutputFormat::Csv,
@@ -175,12 +175,12 @@ pub fn run(args: &BrokerBenchArgs) -> anyhow::Result<()> {
                     time: std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)?
                         .as_secs() as i64,
-                    nonce: coffer_net::signed::fresh_nonce()?,
+                    nonce: coffer_net::JobNonce::random()?,
                 }
                 .sign(&key, String::new(), serde_json::Value::Null)?
                 .signed_job();
                 Ok(coffer_net::broker::ReleaseRequest {
-                    manifest: hash.to_string(),
+                    manifest: hash,
                     computation: "joined".into(),
                     inputs: inputs.clone(),
                     job,

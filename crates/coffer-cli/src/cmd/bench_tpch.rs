@@ -243,13 +243,13 @@ pub fn run(args: &TpchArgs) -> anyhow::Result<()> {
         .await?;
         let mut job = async |query: usize| -> anyhow::Result<(Duration, JobDone)> {
             let spec = JobSpec {
-                manifest: manifest.hash().to_string(),
+                manifest: manifest.hash(),
                 computation: format!("q{query:02}"),
                 params: BTreeMap::new(),
                 format: OutputFormat::Csv,
                 party: party.name().to_owned(),
                 time: unix_now(),
-                nonce: coffer_net::signed::fresh_nonce()?,
+                nonce: coffer_net::JobNonce::random()?,
             };
             let body = serde_json::to_vec(&spec.sign(
                 party.signing_key(),

@@ -537,7 +537,9 @@ fn verify(
     }
     println!("verified: {} entries, head {}", head.len, head.last_hash);
     for r in &releases {
-        let job = r.job.as_deref().unwrap_or("(no job named)");
+        let job = r
+            .job
+            .map_or_else(|| "(no job named)".to_owned(), |j| j.to_string());
         match r.receipt_seq {
             Some(seq) => println!(
                 "release #{} {} job {job}: receipt #{seq}",
@@ -556,24 +558,25 @@ fn verify(
 #[derive(Debug, serde::Serialize)]
 struct ReleasePairing {
     seq: u64,
-    manifest: String,
+    manifest: coffer_net::ManifestHash,
     computation: String,
-    job: Option<String>,
+    job: Option<coffer_net::JobId>,
     receipt_seq: Option<u64>,
 }
 
 /// Each `key_released` entry, paired with the `job_receipt` entry for the same job.
 fn pair_receipts(entries: &[SignedEntry]) -> Vec<ReleasePairing> {
     use coffer_net::audit::AuditEvent;
-    let mut receipts: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut receipts: std::collections::BTreeMap<coffer_net::JobId, u64> = Default::default();
     for e in entries {
         if let AuditEvent::JobReceipt { receipt } = &e.entry.event
             && let Some(job) = receipt
                 .get("receipt")
                 .and_then(|r| r.get("job"))
                 .and_then(|j| j.as_str())
+                .and_then(|j| j.parse().ok())
         {
-            receipts.entry(job.to_owned()).or_insert(e.entry.seq);
+            receipts.entry(job).or_insert(e.entry.seq);
         }
     }
     entries
@@ -586,9 +589,9 @@ fn pair_receipts(entries: &[SignedEntry]) -> Vec<ReleasePairing> {
                 ..
             } => Some(ReleasePairing {
                 seq: e.entry.seq,
-                manifest: manifest.clone(),
+                manifest: *manifest,
                 computation: computation.clone(),
-                job: job.clone(),
+                job: *job,
                 receipt_seq: job.as_ref().and_then(|j| receipts.get(j).copied()),
             }),
             _ => None,

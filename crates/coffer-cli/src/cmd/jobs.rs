@@ -19,7 +19,7 @@ use coffer_manifest::{Manifest, SignatureFile};
 use coffer_net::job::{JobRequest, JobSpec, OutputFormat, SignedReceipt};
 use coffer_net::orchestrator::{JobState, JobStatus};
 use coffer_net::storage::{Storage, digest};
-use coffer_net::{ApiError, Connection, Endpoint};
+use coffer_net::{ApiError, Connection, Endpoint, JobId};
 
 use super::broker::Refused;
 use crate::exit::Usage;
@@ -167,8 +167,8 @@ pub struct SubmitArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The job id
-    id: String,
+    /// The job id (64 lowercase hex digits)
+    id: JobId,
     /// The orchestrator, https://HOST:PORT
     #[arg(long, value_name = "URL")]
     orchestrator: String,
@@ -179,8 +179,8 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct WaitArgs {
-    /// The job id
-    id: String,
+    /// The job id (64 lowercase hex digits)
+    id: JobId,
     /// The orchestrator, https://HOST:PORT
     #[arg(long, value_name = "URL")]
     orchestrator: String,
@@ -204,8 +204,8 @@ pub enum ResultCommand {
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// The job id
-    id: String,
+    /// The job id (64 lowercase hex digits)
+    id: JobId,
     /// The orchestrator, https://HOST:PORT
     #[arg(long, value_name = "URL")]
     orchestrator: String,
@@ -351,10 +351,7 @@ fn api_error(resp: &coffer_net::Response) -> anyhow::Error {
     }
 }
 
-async fn job_status(url: &str, id: &str) -> anyhow::Result<JobStatus> {
-    if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Usage(format!("job id {id:?}: expected 64 hex digits")).into());
-    }
+async fn job_status(url: &str, id: &JobId) -> anyhow::Result<JobStatus> {
     let resp = orchestrator_call(
         url,
         http::Method::GET,
@@ -429,10 +426,9 @@ fn submit(home: &Home, args: &SubmitArgs) -> anyhow::Result<()> {
         .iter()
         .map(|p| parse_param(p))
         .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
-    let nonce =
-        coffer_net::signed::fresh_nonce().map_err(|e| anyhow::anyhow!("random nonce: {e}"))?;
+    let nonce = coffer_net::JobNonce::random().map_err(|e| anyhow::anyhow!("random nonce: {e}"))?;
     let spec = JobSpec {
-        manifest: manifest.hash().to_string(),
+        manifest: manifest.hash(),
         computation: args.computation.clone(),
         params,
         format: OutputFormat::parse(&args.format).unwrap_or_default(),
@@ -523,7 +519,7 @@ fn failed(home: &Home, storage: Option<&str>, status: &JobStatus) -> anyhow::Err
 }
 
 /// The worker's detail of job `id`'s failure, if storage holds one this party can decrypt.
-fn failure_detail(home: &Home, storage: &str, id: &str) -> Option<String> {
+fn failure_detail(home: &Home, storage: &str, id: &JobId) -> Option<String> {
     let identity = Identity::load(home).ok()?;
     let storage = Storage::open(storage).ok()?;
     let sealed = runtime()
@@ -535,7 +531,7 @@ fn failure_detail(home: &Home, storage: &str, id: &str) -> Option<String> {
         .ok()?;
     let detail: coffer_net::job::FailureDetail = serde_json::from_slice(&plain).ok()?;
     // A detail moved here from another job is not this job's.
-    if detail.job != id {
+    if detail.job != *id {
         return None;
     }
     let mut text = format!("  [{}] {}", detail.check, detail.message);
@@ -554,7 +550,7 @@ fn wait(home: &Home, args: &WaitArgs) -> anyhow::Result<()> {
         let status = rt.block_on(job_status(&args.orchestrator, &args.id))?;
         bar.set_message(format!(
             "job {}…: {} (attempt {}{}) {:.0?}",
-            args.id.get(..12).unwrap_or(&args.id),
+            args.id.to_string().get(..12).unwrap_or_default(),
             status.state.name(),
             status.attempts,
             status
@@ -601,7 +597,7 @@ const RECEIPT_CLOCK_SKEW_SECS: i64 = 300;
 pub fn verify_receipt(
     receipt: &SignedReceipt,
     manifest: &Manifest,
-    job: &str,
+    job: &JobId,
     verifier: &Verifier,
     now: UnixTime,
 ) -> anyhow::Result<()> {
@@ -647,13 +643,13 @@ pub fn verify_receipt(
         ));
     }
     let r = &receipt.receipt;
-    if r.job != job {
+    if r.job != *job {
         return Err(refuse(
             "receipt_job",
             format!("the receipt is for job {}", r.job),
         ));
     }
-    if r.manifest != manifest.hash().to_string() {
+    if r.manifest != manifest.hash() {
         return Err(refuse(
             "receipt_manifest",
             format!(

@@ -155,13 +155,13 @@ fn signed_job(home: &Path, manifest: &Path, computation: &str) -> JobRequest {
         serde_json::from_str(&std::fs::read_to_string(PathBuf::from(sigs_path)).unwrap()).unwrap();
     let id = Identity::load(&Home::new(home)).unwrap();
     JobSpec {
-        manifest: m.hash().to_string(),
+        manifest: m.hash(),
         computation: computation.to_owned(),
         params: BTreeMap::new(),
         format: OutputFormat::Csv,
         party: id.name().to_owned(),
         time: now(),
-        nonce: coffer_net::signed::fresh_nonce().unwrap(),
+        nonce: coffer_net::JobNonce::random().unwrap(),
     }
     .sign(id.signing_key(), yaml, sigs)
     .unwrap()
@@ -191,7 +191,7 @@ fn post(orchestrator: &str, job: &JobRequest) -> String {
             .unwrap();
         assert!(resp.status.is_success(), "{:?}", resp.body);
     });
-    job.id().unwrap()
+    job.id().unwrap().to_string()
 }
 
 /// `coffer job wait` must fail with exit 1 naming `check`; nothing stored for the job.
@@ -725,7 +725,7 @@ fn demo_then_every_refusal_end_to_end() {
         assert!(!wait(&beta).contains(quoted), "beta read alpha's detail");
         assert!(
             storage
-                .join(coffer_net::job::error_detail_path(&id))
+                .join(coffer_net::job::error_detail_path(&id.parse().unwrap()))
                 .exists()
         );
     }
