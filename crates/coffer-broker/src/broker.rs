@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
 use tokio::sync::oneshot;
 
@@ -143,7 +143,7 @@ impl From<StoreError> for Refusal {
 /// changes (an update can change what its successors need).
 #[derive(Debug)]
 struct Judged {
-    manifest: Manifest,
+    manifest: Arc<Manifest>,
     status: Result<Status, String>,
     active: bool,
 }
@@ -154,6 +154,31 @@ struct Inner {
     sealing: SealingKey,
     judged: HashMap<ManifestHash, Arc<Judged>>,
     party_keys: Option<HashMap<String, Vec<VerifyingKey>>>,
+    parsed: Arc<ParsedManifests>,
+}
+
+/// Manifests the writer has parsed, by hash, for checks made before a request reaches the
+/// writer. A hash names one manifest's content for ever, so an entry never goes stale: only
+/// what the writer decides (status, marks, keys) can change, and that stays on the writer.
+#[derive(Debug, Default)]
+struct ParsedManifests(Mutex<HashMap<ManifestHash, Arc<Manifest>>>);
+
+/// The most manifests [`ParsedManifests`] holds before it starts over.
+const MAX_PARSED: usize = 4096;
+
+impl ParsedManifests {
+    fn get(&self, hash: &ManifestHash) -> Option<Arc<Manifest>> {
+        self.0.lock().ok()?.get(hash).cloned()
+    }
+
+    fn put(&self, hash: ManifestHash, manifest: &Arc<Manifest>) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= MAX_PARSED {
+                map.clear();
+            }
+            map.insert(hash, Arc::clone(manifest));
+        }
+    }
 }
 
 impl Inner {
@@ -178,6 +203,8 @@ impl Inner {
         }
         let sigs = SignatureFile::from_json(&stored.signatures)?;
         let status = status_in(&self.store, &manifest, &sigs, 0).map_err(|e| e.to_string());
+        let manifest = Arc::new(manifest);
+        self.parsed.put(*hash, &manifest);
         let judged = Arc::new(Judged {
             manifest,
             status,
@@ -205,6 +232,7 @@ pub struct Broker {
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<std::thread::JoinHandle<()>>,
     public_key: VerifyingKey,
+    parsed: Arc<ParsedManifests>,
 }
 
 impl Drop for Broker {
@@ -227,12 +255,14 @@ impl Broker {
         let signing = crate::keyfile::load_or_create(&dir.join("broker-signing.key"))?;
         let audit = AuditLog::new(SigningKey::from_bytes(&signing));
         let public_key = audit.public_key();
+        let parsed = Arc::new(ParsedManifests::default());
         let inner = Inner {
             store,
             audit,
             sealing,
             judged: HashMap::new(),
             party_keys: None,
+            parsed: Arc::clone(&parsed),
         };
         let (jobs, rx) = mpsc::channel::<Job>();
         let writer = std::thread::Builder::new()
@@ -243,7 +273,22 @@ impl Broker {
             jobs: Some(jobs),
             writer: Some(writer),
             public_key,
+            parsed,
         })
+    }
+
+    /// The job's id if its party signature already checks out against the party's key in
+    /// the manifest `hash` (when the writer has parsed it): checked here, on the caller's
+    /// thread, so the writer only decides and records. `None` leaves the whole check to the
+    /// writer, which then refuses a bad signature as before.
+    fn prejudge(&self, hash: &ManifestHash, ask: &ReleaseRequest) -> Option<JobId> {
+        let spec = &ask.job.spec;
+        if spec.manifest != *hash {
+            return None;
+        }
+        let manifest = self.parsed.get(hash)?;
+        let party = manifest.party(&spec.party)?;
+        ask.job.verified_id(&party.key).ok()
     }
 
     /// The broker's audit-log public key.
@@ -425,7 +470,11 @@ impl Broker {
     /// The manifest with this hash, if held, and whether it is active.
     pub fn manifest(&self, hash: &ManifestHash) -> Result<Option<(Manifest, bool)>, BrokerError> {
         let hash = *hash;
-        self.exec(move |inner| Ok(inner.judged(&hash)?.map(|j| (j.manifest.clone(), j.active))))?
+        self.exec(move |inner| {
+            Ok(inner
+                .judged(&hash)?
+                .map(|j| (Manifest::clone(&j.manifest), j.active)))
+        })?
     }
 
     /// Parses and validates a manifest, checks `sigs` (merged with any already held), stores
@@ -512,7 +561,7 @@ impl Broker {
     ) -> Result<BTreeMap<String, SecretKey>, Refusal> {
         let job = release_job(
             manifest_hash,
-            ask.clone(),
+            (ask.clone(), self.prejudge(manifest_hash, ask)),
             (worker.clone(), String::new()),
             window_secs,
             now,
@@ -536,7 +585,16 @@ impl Broker {
         let hash = *manifest_hash;
         let computation = ask.computation.clone();
         let job: Box<dyn FnOnce(&mut Inner) -> _ + Send> = match worker {
-            Ok(v) => Box::new(release_job(&hash, ask, (v, worker_key), window_secs, now)),
+            Ok(v) => {
+                let pre = self.prejudge(&hash, &ask);
+                Box::new(release_job(
+                    &hash,
+                    (ask, pre),
+                    (v, worker_key),
+                    window_secs,
+                    now,
+                ))
+            }
             // Evidence that did not verify: refused, and on the record like any refusal.
             Err(failed) => Box::new(move |inner: &mut Inner| {
                 let refusal = Refusal::Appraisal(failed);
@@ -821,9 +879,11 @@ fn upload_key_in(
 
 type ReleaseOutcome = Result<BTreeMap<String, SecretKey>, Refusal>;
 
+/// The writer's half of a release. `pre` is the job's id when its signature was already
+/// checked against this manifest ([`Broker::prejudge`]).
 fn release_job(
     manifest_hash: &ManifestHash,
-    ask: ReleaseRequest,
+    (ask, pre): (ReleaseRequest, Option<JobId>),
     (worker, worker_key): (Verified, String),
     window_secs: i64,
     now: UnixTime,
@@ -831,8 +891,8 @@ fn release_job(
     let hash = *manifest_hash;
     move |inner: &mut Inner| {
         let computation = ask.computation.clone();
-        let job = ask.job.id().ok();
-        let outcome = decide(inner, &hash, &ask, &worker, window_secs, now);
+        let job = pre.or_else(|| ask.job.id().ok());
+        let outcome = decide(inner, &hash, (&ask, pre), &worker, window_secs, now);
         let event = match &outcome {
             Ok(keys) => AuditEvent::KeyReleased {
                 job,
@@ -894,10 +954,11 @@ fn status_in(
 }
 
 /// The party-signed job of a release: for this manifest and computation, signed by a party of
-/// the manifest, fresh. Returns its id and when it may be forgotten.
+/// the manifest, fresh. Returns its id and when it may be forgotten. `pre` is the id when the
+/// signature was already checked against this manifest's party key.
 fn judge_job(
     manifest: &Manifest,
-    ask: &ReleaseRequest,
+    (ask, pre): (&ReleaseRequest, Option<JobId>),
     window_secs: i64,
     now: UnixTime,
 ) -> Result<(JobId, i64), Refusal> {
@@ -910,10 +971,15 @@ fn judge_job(
         .ok_or_else(|| Refusal::UnknownParty {
             party: spec.party.clone(),
         })?;
-    let unsigned = || Refusal::JobSignature {
-        party: spec.party.clone(),
+    let id = match pre {
+        Some(id) => id,
+        None => ask
+            .job
+            .verified_id(&party.key)
+            .map_err(|_| Refusal::JobSignature {
+                party: spec.party.clone(),
+            })?,
     };
-    ask.job.verify(&party.key).map_err(|_| unsigned())?;
     let stale = Refusal::StaleRequest {
         time: spec.time,
         now,
@@ -928,13 +994,13 @@ fn judge_job(
         return Err(stale);
     }
     let expires_at = spec.time.checked_add(window_secs).ok_or(stale)?;
-    Ok((ask.job.id().map_err(|_| unsigned())?, expires_at))
+    Ok((id, expires_at))
 }
 
 fn decide(
     inner: &mut Inner,
     manifest_hash: &ManifestHash,
-    ask: &ReleaseRequest,
+    (ask, pre): (&ReleaseRequest, Option<JobId>),
     worker: &Verified,
     window_secs: i64,
     now: UnixTime,
@@ -949,7 +1015,7 @@ fn decide(
     let comp = manifest
         .computation(&ask.computation)
         .ok_or(Refusal::UnknownComputation)?;
-    let (job_id, job_expires) = judge_job(manifest, ask, window_secs, now)?;
+    let (job_id, job_expires) = judge_job(manifest, (ask, pre), window_secs, now)?;
     let st = judged
         .status
         .as_ref()

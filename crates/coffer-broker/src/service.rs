@@ -103,7 +103,14 @@ struct AppState {
     spki_der: Vec<u8>,
     /// Nonces issued to workers (hex → the worker's TLS key hash, issue time), single use.
     worker_nonces: Mutex<HashMap<String, ([u8; 32], i64)>>,
+    /// Evidence being made for `POST /v1/attest` callers ([`MAX_CONCURRENT_ATTESTS`]).
+    attesting: Arc<tokio::sync::Semaphore>,
 }
+
+/// Evidence for anonymous challengers made at once at most: on a TEE a quote costs
+/// milliseconds of platform work, so strangers asking for many cannot starve releases. More
+/// are refused `busy` (503) and retried by the client.
+pub const MAX_CONCURRENT_ATTESTS: usize = 8;
 
 /// How long a worker has to answer its nonce.
 const WORKER_NONCE_TTL_SECS: i64 = 60;
@@ -288,6 +295,7 @@ impl Service {
             window: config.request_window_secs,
             workers: Mutex::new(HashMap::new()),
             submissions: Mutex::new(HashMap::new()),
+            attesting: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_ATTESTS)),
             renewal: Arc::clone(&renewal),
             spki_der: cert.spki_der.clone(),
             worker_nonces: Mutex::new(HashMap::new()),
@@ -618,8 +626,10 @@ async fn attest(
         .ok()
         .filter(|n| (16..=64).contains(&n.len()))
         .ok_or_else(|| bad_request("nonce", "the nonce must be 16 to 64 bytes, hex"))?;
+    let permit = attest_permit(&s.attesting)?;
     let state = Arc::clone(&s);
     let answer = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         coffer_attest::ratls::answer_challenge(&state.spki_der, &nonce, |rd| {
             state.renewal.source.evidence(rd).map_err(|e| e.to_string())
         })
@@ -630,6 +640,19 @@ async fn attest(
     Ok(axum::Json(coffer_net::broker::ChallengeAnswer {
         evidence: hex::encode(answer),
     }))
+}
+
+/// A place among the [`MAX_CONCURRENT_ATTESTS`] challenges answered at once, or `busy`.
+fn attest_permit(
+    gate: &Arc<tokio::sync::Semaphore>,
+) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    Arc::clone(gate).try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            "unavailable",
+            "busy",
+            format!("{MAX_CONCURRENT_ATTESTS} attestations in progress; try again shortly"),
+        )
+    })
 }
 
 /// The held manifest `hash` and the signed request's party key in it, authenticated.
@@ -904,3 +927,22 @@ pub fn run(config: Config) -> Result<(), StartError> {
 
 /// Completes on SIGINT or SIGTERM.
 pub use coffer_net::shutdown_signal;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn challengers_beyond_the_cap_are_told_busy_until_one_finishes() {
+        let gate = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_ATTESTS));
+        let mut held: Vec<_> = (0..MAX_CONCURRENT_ATTESTS)
+            .map(|_| attest_permit(&gate).unwrap())
+            .collect();
+        let refused = attest_permit(&gate).unwrap_err();
+        assert_eq!(refused.check, "busy");
+        assert_eq!(refused.error, "unavailable");
+        drop(held.pop());
+        let _again = attest_permit(&gate).unwrap();
+    }
+}

@@ -198,9 +198,19 @@ async fn challenge(
         .map_err(|e| crate::Error::InvalidArgument(format!("random nonce: {e}")))?;
     let body = serde_json::to_vec(&coffer_net::broker::Challenge { nonce: nonce_hex })
         .map_err(|e| crate::Error::InvalidArgument(e.to_string()))?;
-    let resp = conn
-        .send(Method::POST, coffer_net::broker::ATTEST, &[], body)
+    // A broker making evidence for many challengers at once answers 503: wait and ask again.
+    let mut resp = conn
+        .send(Method::POST, coffer_net::broker::ATTEST, &[], body.clone())
         .await?;
+    for backoff_ms in [20, 50, 100, 200, 400] {
+        if resp.status != http::StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(backoff_ms)).await;
+        resp = conn
+            .send(Method::POST, coffer_net::broker::ATTEST, &[], body.clone())
+            .await?;
+    }
     if !resp.status.is_success() {
         return Err(refused(vec![format!(
             "[nonce] the broker did not answer the challenge ({})",

@@ -208,7 +208,7 @@ impl JobRequest {
 
     /// Checks the party's signature with `key` (the key the manifest gives the party).
     pub fn verify(&self, key: &VerifyingKey) -> Result<(), JobError> {
-        verify_spec(&self.spec, &self.signature, key)
+        verify_spec(&self.spec, &self.signature, key).map(|_| ())
     }
 
     /// The signed spec alone, as a worker shows it to the broker.
@@ -237,15 +237,27 @@ impl SignedJob {
 
     /// Checks the party's signature with `key` (the key the manifest gives the party).
     pub fn verify(&self, key: &VerifyingKey) -> Result<(), JobError> {
+        verify_spec(&self.spec, &self.signature, key).map(|_| ())
+    }
+
+    /// As [`verify`](Self::verify), returning the job's id: the spec is canonicalised once
+    /// for both.
+    pub fn verified_id(&self, key: &VerifyingKey) -> Result<JobId, JobError> {
         verify_spec(&self.spec, &self.signature, key)
     }
 }
 
-fn verify_spec(spec: &JobSpec, signature: &str, key: &VerifyingKey) -> Result<(), JobError> {
+/// Checks `signature` over the spec with `key`; returns the job's id.
+fn verify_spec(spec: &JobSpec, signature: &str, key: &VerifyingKey) -> Result<JobId, JobError> {
     let bad = || JobError::Signature(spec.party.clone());
     let bytes = STANDARD.decode(signature).map_err(|_| bad())?;
     let sig = Signature::from_slice(&bytes).map_err(|_| bad())?;
-    key.verify_strict(&spec.message()?, &sig).map_err(|_| bad())
+    let canonical = spec.canonical()?;
+    let mut message = Vec::with_capacity(JOB_DOMAIN.len().saturating_add(canonical.len()));
+    message.extend_from_slice(JOB_DOMAIN);
+    message.extend_from_slice(&canonical);
+    key.verify_strict(&message, &sig).map_err(|_| bad())?;
+    Ok(JobId(Sha256::digest(&canonical).into()))
 }
 
 /// One output of a job, as stored: encrypted (age) to its recipients.
@@ -383,6 +395,10 @@ mod tests {
             .sign(&key, "yaml".into(), serde_json::json!({}))
             .unwrap();
         req.verify(&key.verifying_key()).unwrap();
+        assert_eq!(
+            req.signed_job().verified_id(&key.verifying_key()).unwrap(),
+            req.id().unwrap()
+        );
         let tamper: Vec<fn(&mut JobSpec)> = vec![
             |s| s.manifest.0[0] ^= 1,
             |s| s.computation.push('x'),
@@ -402,6 +418,7 @@ mod tests {
                 r.verify(&key.verifying_key()).unwrap_err().check(),
                 "job_signature"
             );
+            assert!(r.signed_job().verified_id(&key.verifying_key()).is_err());
         }
         let other = SigningKey::from_bytes(&[2; 32]);
         assert!(req.verify(&other.verifying_key()).is_err());
