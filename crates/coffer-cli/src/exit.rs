@@ -40,12 +40,7 @@ pub fn code(err: &anyhow::Error) -> u8 {
 }
 
 fn client_code(e: &coffer_client::Error) -> u8 {
-    use coffer_client::Error as E;
-    match e {
-        E::Io { .. } | E::InvalidArgument(_) | E::NoIdentity { .. } => USAGE_OR_IO,
-        E::Crypto(c) => crypto_code(c),
-        _ => REFUSED,
-    }
+    if e.is_refusal() { REFUSED } else { USAGE_OR_IO }
 }
 
 fn crypto_code(e: &coffer_crypto::Error) -> u8 {

@@ -30,6 +30,79 @@ pub enum Error {
     /// A cryptographic operation failed.
     #[error(transparent)]
     Crypto(#[from] coffer_crypto::Error),
+    /// A check refused: the receipt, the worker's evidence, an output's digest, a request.
+    #[error("[{check}] {message}")]
+    Refused { check: String, message: String },
+    /// A service (orchestrator, broker) answered with a typed error or refusal.
+    #[error("{url}: {error}")]
+    Service {
+        url: String,
+        error: coffer_net::ApiError,
+    },
+    /// A service or the storage could not be reached or read.
+    #[error("{url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    /// The job failed: the check the worker (or orchestrator) named, its fixed message, and
+    /// the worker's detail when it was encrypted to this party.
+    #[error("job {job} failed: [{check}] {message}{}", render_detail(.detail.as_deref()))]
+    JobFailed {
+        job: coffer_net::JobId,
+        check: String,
+        message: String,
+        detail: Option<Box<coffer_net::job::FailureDetail>>,
+    },
+    /// The job was not final within the time allowed.
+    #[error("job {job} still {state} after {secs}s")]
+    Timeout {
+        job: coffer_net::JobId,
+        state: String,
+        secs: u64,
+    },
+}
+
+fn render_detail(detail: Option<&coffer_net::job::FailureDetail>) -> String {
+    let Some(d) = detail else {
+        return String::new();
+    };
+    let mut text = format!(
+        "\nworker's detail (encrypted to you):\n  [{}] {}",
+        d.check, d.message
+    );
+    for r in &d.reasons {
+        text.push_str("\n    - ");
+        text.push_str(r);
+    }
+    text
+}
+
+impl Error {
+    /// The failed check's name, for refusals that name one.
+    pub fn check(&self) -> Option<&str> {
+        match self {
+            Self::Refused { check, .. } | Self::JobFailed { check, .. } => Some(check),
+            Self::Service { error, .. } => Some(&error.check),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a refusal (exit 1) rather than a usage, I/O or network failure (2).
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Self::Io { .. }
+            | Self::InvalidArgument(_)
+            | Self::NoIdentity { .. }
+            | Self::Unreachable { .. }
+            | Self::Timeout { .. } => false,
+            Self::Service { error, .. } => error.is_refusal(),
+            Self::Crypto(c) => !matches!(
+                c,
+                coffer_crypto::Error::Io(_)
+                    | coffer_crypto::Error::ApiMisuse(_)
+                    | coffer_crypto::Error::InvalidKeyId { .. }
+            ),
+            _ => true,
+        }
+    }
 }
 
 impl Error {

@@ -6,6 +6,8 @@
 //! - [`Keyring`]: the party's data and master keys by id; a [`coffer_crypto::KeySource`].
 //! - [`broker`]: attest a key broker and pin it; submit manifests, grant keys, fetch the
 //!   audit log over the pinned, attested channel.
+//! - [`jobs`]: sign and submit jobs, follow them, and collect results only after the receipt,
+//!   the worker's evidence and every output's digest check out.
 //! - [`AtomicFile`]: output that appears only when complete (temporary file, then rename).
 //!
 //! Secret files are created with mode 0600 in a 0700 directory, and are never overwritten by
@@ -19,6 +21,7 @@ mod fsutil;
 pub mod grants;
 mod home;
 mod identity;
+pub mod jobs;
 mod keyring;
 
 pub use error::Error;

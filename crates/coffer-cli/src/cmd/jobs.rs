@@ -9,17 +9,18 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use coffer_attest::{UnixTime, Verifier};
+use coffer_attest::Verifier;
+use coffer_client::jobs::{self, JobOptions, ManifestFiles, Orchestrator};
 use coffer_client::{AtomicFile, Home, Identity};
-use coffer_manifest::{Manifest, SignatureFile};
-use coffer_net::job::{JobRequest, JobSpec, OutputFormat, SignedReceipt};
+use coffer_manifest::Manifest;
+use coffer_net::JobId;
+use coffer_net::job::OutputFormat;
 use coffer_net::orchestrator::{JobState, JobStatus};
 use coffer_net::storage::{Storage, digest};
-use coffer_net::{ApiError, Connection, Endpoint, JobId};
 
 use super::broker::Refused;
 use crate::exit::Usage;
@@ -233,12 +234,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn unix_now() -> UnixTime {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 /// Runs the slim `coffer-worker` beside `coffer` with these arguments (the sim platform
 /// defaults to the home).
 pub fn worker(home: &Home, command: WorkerCommand) -> anyhow::Result<()> {
@@ -325,60 +320,13 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sends one request to the orchestrator. The orchestrator is untrusted: its certificate is
-/// not appraised, and nothing it says is used without an end-to-end check.
-async fn orchestrator_call(
-    url: &str,
-    method: http::Method,
-    path: &str,
-    body: Vec<u8>,
-) -> anyhow::Result<coffer_net::Response> {
-    let endpoint = Endpoint::parse(url).map_err(|e| Usage(e.to_string()))?;
-    let config = coffer_net::client_config(None).map_err(|e| Usage(e.to_string()))?;
-    let mut conn = Connection::connect(&endpoint, config)
-        .await
-        .map_err(|e| Usage(format!("orchestrator {url}: {e}")))?;
-    conn.send(method, path, &[], body)
-        .await
-        .map_err(|e| Usage(format!("orchestrator {url}: {e}")).into())
-}
-
-fn api_error(resp: &coffer_net::Response) -> anyhow::Error {
-    match serde_json::from_slice::<ApiError>(&resp.body) {
-        Ok(e) if e.is_refusal() => anyhow::Error::new(Refused(e.to_string())),
-        Ok(e) => anyhow::Error::new(Usage(e.to_string())),
-        Err(_) => anyhow::Error::new(Usage(format!("HTTP {}", resp.status))),
+/// Maps a client error to the CLI's exit codes: refusals 1, the rest 2.
+pub fn client_error(e: coffer_client::Error) -> anyhow::Error {
+    if e.is_refusal() {
+        anyhow::Error::new(Refused(e.to_string()))
+    } else {
+        anyhow::Error::new(Usage(e.to_string()))
     }
-}
-
-async fn job_status(url: &str, id: &JobId) -> anyhow::Result<JobStatus> {
-    let resp = orchestrator_call(
-        url,
-        http::Method::GET,
-        &format!("{}/{id}", coffer_net::job::JOBS),
-        Vec::new(),
-    )
-    .await?;
-    if !resp.status.is_success() {
-        return Err(api_error(&resp));
-    }
-    serde_json::from_slice(&resp.body)
-        .map_err(|e| Usage(format!("orchestrator's answer: {e}")).into())
-}
-
-fn read_text(path: &Path) -> anyhow::Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-}
-
-fn sigs_path(manifest: &Path, sigs: Option<&Path>) -> PathBuf {
-    sigs.map_or_else(
-        || {
-            let mut p = manifest.to_path_buf().into_os_string();
-            p.push(".sigs");
-            PathBuf::from(p)
-        },
-        Path::to_path_buf,
-    )
 }
 
 fn parse_param(text: &str) -> anyhow::Result<(String, serde_json::Value)> {
@@ -394,7 +342,10 @@ pub fn job(home: &Home, command: JobCommand) -> anyhow::Result<()> {
     match command {
         JobCommand::Submit(args) => submit(home, &args),
         JobCommand::Status(args) => {
-            let status = runtime()?.block_on(job_status(&args.orchestrator, &args.id))?;
+            let orchestrator = Orchestrator::new(&args.orchestrator).map_err(client_error)?;
+            let status = runtime()?
+                .block_on(orchestrator.status(&args.id))
+                .map_err(client_error)?;
             if args.json {
                 return super::print_json(&status);
             }
@@ -406,73 +357,35 @@ pub fn job(home: &Home, command: JobCommand) -> anyhow::Result<()> {
 }
 
 fn submit(home: &Home, args: &SubmitArgs) -> anyhow::Result<()> {
-    let yaml = read_text(&args.manifest)?;
-    let manifest =
-        Manifest::from_yaml(&yaml).with_context(|| args.manifest.display().to_string())?;
-    let sigs_file = sigs_path(&args.manifest, args.sigs.as_deref());
-    let sigs = SignatureFile::from_json(&read_text(&sigs_file)?)
-        .with_context(|| sigs_file.display().to_string())?;
-    if manifest.computation(&args.computation).is_none() {
-        return Err(Refused(format!(
-            "[unknown_computation] computation {:?} is not in {}",
-            args.computation,
-            args.manifest.display()
-        ))
-        .into());
-    }
+    let files = ManifestFiles::load(&args.manifest, args.sigs.as_deref()).map_err(client_error)?;
     let identity = Identity::load(home)?;
     let params = args
         .params
         .iter()
         .map(|p| parse_param(p))
         .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
-    let nonce = coffer_net::JobNonce::random().map_err(|e| anyhow::anyhow!("random nonce: {e}"))?;
-    let spec = JobSpec {
-        manifest: manifest.hash(),
-        computation: args.computation.clone(),
+    let predecessors = args
+        .predecessors
+        .iter()
+        .map(|f| ManifestFiles::load(f, None).and_then(|m| m.link()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(client_error)?;
+    let options = JobOptions {
         params,
         format: OutputFormat::parse(&args.format).unwrap_or_default(),
-        party: identity.name().to_owned(),
-        time: unix_now(),
-        nonce,
+        predecessors,
     };
-    let sigs_json: serde_json::Value = serde_json::from_str(&sigs.to_json()?)?;
-    let mut chain = Vec::new();
-    for file in &args.predecessors {
-        let text = read_text(file)?;
-        Manifest::from_yaml(&text).with_context(|| file.display().to_string())?;
-        let sigs = read_text(&sigs_path(file, None))?;
-        chain.push(coffer_net::job::ChainLink {
-            manifest: text,
-            signatures: serde_json::from_str(&sigs)
-                .with_context(|| sigs_path(file, None).display().to_string())?,
-        });
-    }
-    let request = spec
-        .sign(identity.signing_key(), yaml, sigs_json)?
-        .with_predecessors(chain);
-    let status = post_job(&args.orchestrator, &request)?;
+    let request =
+        jobs::sign_job(&identity, &files, &args.computation, options).map_err(client_error)?;
+    let orchestrator = Orchestrator::new(&args.orchestrator).map_err(client_error)?;
+    let status = runtime()?
+        .block_on(orchestrator.submit(&request))
+        .map_err(client_error)?;
     if args.json {
         return super::print_json(&status);
     }
     println!("{}", status.id);
     Ok(())
-}
-
-/// Submits a signed job request to the orchestrator.
-pub fn post_job(orchestrator: &str, request: &JobRequest) -> anyhow::Result<JobStatus> {
-    let body = serde_json::to_vec(request)?;
-    let resp = runtime()?.block_on(orchestrator_call(
-        orchestrator,
-        http::Method::POST,
-        coffer_net::job::JOBS,
-        body,
-    ))?;
-    if !resp.status.is_success() {
-        return Err(api_error(&resp));
-    }
-    Ok(serde_json::from_slice(&resp.body)
-        .map_err(|e| Usage(format!("orchestrator's answer: {e}")))?)
 }
 
 fn print_status(s: &JobStatus) {
@@ -501,88 +414,45 @@ fn print_status(s: &JobStatus) {
     }
 }
 
-/// The refusal of a failed job: its check and fixed message from the orchestrator, and, when
-/// `storage` holds the worker's detail encrypted to this party (it signed the job), the
-/// detail. The detail may quote this collaboration's data: it is shown, never stored.
-fn failed(home: &Home, storage: Option<&str>, status: &JobStatus) -> anyhow::Error {
-    let mut text = format!(
-        "job {} failed: [{}] {}",
-        status.id,
-        status.check.as_deref().unwrap_or("unknown"),
-        status.reason.as_deref().unwrap_or("no reason given")
-    );
-    if let Some(detail) = storage.and_then(|s| failure_detail(home, s, &status.id)) {
-        text.push_str("\nworker's detail (encrypted to you):\n");
-        text.push_str(&detail);
-    }
-    Refused(text).into()
-}
-
-/// The worker's detail of job `id`'s failure, if storage holds one this party can decrypt.
-fn failure_detail(home: &Home, storage: &str, id: &JobId) -> Option<String> {
-    let identity = Identity::load(home).ok()?;
-    let storage = Storage::open(storage).ok()?;
-    let sealed = runtime()
-        .ok()?
-        .block_on(storage.get(&coffer_net::job::error_detail_path(id)))
-        .ok()?;
-    let mut plain = Vec::new();
-    coffer_crypto::delivery::decrypt_with(identity.age_identity(), sealed.as_ref(), &mut plain)
-        .ok()?;
-    let detail: coffer_net::job::FailureDetail = serde_json::from_slice(&plain).ok()?;
-    // A detail moved here from another job is not this job's.
-    if detail.job != *id {
-        return None;
-    }
-    let mut text = format!("  [{}] {}", detail.check, detail.message);
-    for r in &detail.reasons {
-        text.push_str(&format!("\n    - {r}"));
-    }
-    Some(text)
+fn open_storage(url: &str) -> anyhow::Result<Storage> {
+    Storage::open(url).map_err(|e| Usage(e.to_string()).into())
 }
 
 fn wait(home: &Home, args: &WaitArgs) -> anyhow::Result<()> {
+    let orchestrator = Orchestrator::new(&args.orchestrator).map_err(client_error)?;
+    let storage = args.storage.as_deref().map(open_storage).transpose()?;
     let bar = indicatif::ProgressBar::new_spinner();
     bar.enable_steady_tick(Duration::from_millis(120));
-    let started = Instant::now();
     let rt = runtime()?;
-    let status = loop {
-        let status = rt.block_on(job_status(&args.orchestrator, &args.id))?;
-        bar.set_message(format!(
-            "job {}…: {} (attempt {}{}) {:.0?}",
-            args.id.to_string().get(..12).unwrap_or_default(),
-            status.state.name(),
-            status.attempts,
-            status
-                .worker
-                .as_deref()
-                .map(|w| format!(", worker {w}"))
-                .unwrap_or_default(),
-            started.elapsed()
-        ));
-        if status.state.is_final() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(args.timeout) {
-            bar.finish_and_clear();
-            return Err(Usage(format!(
-                "job {} still {} after {}s",
-                args.id,
+    let waited = rt.block_on(orchestrator.wait(
+        &args.id,
+        Duration::from_secs(args.timeout),
+        |status, elapsed| {
+            bar.set_message(format!(
+                "job {}…: {} (attempt {}{}) {elapsed:.0?}",
+                args.id.to_string().get(..12).unwrap_or_default(),
                 status.state.name(),
-                args.timeout
-            ))
-            .into());
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+                status.attempts,
+                status
+                    .worker
+                    .as_deref()
+                    .map(|w| format!(", worker {w}"))
+                    .unwrap_or_default(),
+            ));
+        },
+    ));
     bar.finish_and_clear();
-    match status.state {
-        JobState::Done => {
-            println!("job {} done in {:.1?}", status.id, started.elapsed());
-            Ok(())
-        }
-        _ => Err(failed(home, args.storage.as_deref(), &status)),
+    let status = waited.map_err(client_error)?;
+    if status.state == JobState::Done {
+        println!("job {} done in {:.1?}", status.id, bar.elapsed());
+        return Ok(());
     }
+    let identity = Identity::load(home)?;
+    Err(client_error(rt.block_on(jobs::failure(
+        &identity,
+        storage.as_ref(),
+        &status,
+    ))))
 }
 
 pub fn result(home: &Home, command: ResultCommand) -> anyhow::Result<()> {
@@ -590,198 +460,56 @@ pub fn result(home: &Home, command: ResultCommand) -> anyhow::Result<()> {
     get(home, &args)
 }
 
-/// How far in the future a receipt's time may be (clock skew between worker and party).
-const RECEIPT_CLOCK_SKEW_SECS: i64 = 300;
-
-/// Every check a recipient makes before trusting a job's output.
-pub fn verify_receipt(
-    receipt: &SignedReceipt,
-    manifest: &Manifest,
-    job: &JobId,
-    verifier: &Verifier,
-    now: UnixTime,
-) -> anyhow::Result<()> {
-    let refuse = |check: &str, msg: String| anyhow::Error::new(Refused(format!("[{check}] {msg}")));
-    let cert = receipt
-        .verify_signature()
-        .map_err(|e| refuse(e.check(), e.to_string()))?;
-    // The worker's certificate and evidence are judged as of the receipt's signing time: a
-    // result stays verifiable after the certificate's short life, and a receipt dated outside
-    // that life is refused ([certificate_expired]).
-    let at = receipt.receipt.time;
-    if at > now.saturating_add(RECEIPT_CLOCK_SKEW_SECS) {
-        return Err(refuse(
-            "receipt_time",
-            format!("the receipt is dated {at}, after now ({now})"),
-        ));
-    }
-    let verified = cert.verify_bound(verifier, None, at).map_err(|failed| {
-        refuse(
-            "worker_attestation",
-            format!(
-                "the worker's evidence does not verify: {}",
-                failed
-                    .iter()
-                    .map(|c| format!("[{}] {c}", c.check()))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-        )
-    })?;
-    let failed = manifest.policy().check(&verified, at);
-    if !failed.is_empty() {
-        return Err(refuse(
-            "worker_attestation",
-            format!(
-                "the worker does not meet the manifest's enclave policy: {}",
-                failed
-                    .iter()
-                    .map(|c| format!("[{}] {c}", c.check()))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-        ));
-    }
-    let r = &receipt.receipt;
-    if r.job != *job {
-        return Err(refuse(
-            "receipt_job",
-            format!("the receipt is for job {}", r.job),
-        ));
-    }
-    if r.manifest != manifest.hash() {
-        return Err(refuse(
-            "receipt_manifest",
-            format!(
-                "the receipt names manifest {}, not {}",
-                r.manifest,
-                manifest.hash()
-            ),
-        ));
-    }
-    let comp = manifest.computation(&r.computation).ok_or_else(|| {
-        refuse(
-            "receipt_computation",
-            format!("{:?} is not in the manifest", r.computation),
-        )
-    })?;
-    let pinned: BTreeMap<String, String> = manifest
-        .input_datasets(comp)
-        .into_iter()
-        .map(|d| (d.name.clone(), d.digest.clone()))
-        .collect();
-    if r.inputs != pinned {
-        return Err(refuse(
-            "receipt_inputs",
-            "the receipt's input digests are not the manifest's pins".into(),
-        ));
-    }
-    if r.simulated != (verified.claims.tee() == coffer_attest::TeeKind::Sim) {
-        return Err(refuse(
-            "receipt_simulated",
-            "the receipt's simulation flag contradicts its evidence".into(),
-        ));
-    }
-    Ok(())
-}
-
-fn sim_roots(home: &Home, explicit: Option<&Path>) -> anyhow::Result<Vec<[u8; 32]>> {
-    if let Some(p) = explicit {
-        return Ok(vec![super::attest::read_sim_root(p)?]);
-    }
-    let mut roots = Vec::new();
-    let dir = home.root().join("brokers");
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for e in entries.flatten() {
-            let Ok(text) = std::fs::read_to_string(e.path()) else {
-                continue;
-            };
-            if let Ok(pin) = serde_json::from_str::<coffer_client::broker::BrokerPin>(&text)
-                && let Some(root) = pin.sim_root
-                && let Ok(bytes) = hex::decode(root)
-                && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
-            {
-                roots.push(key);
-            }
-        }
-    }
-    Ok(roots)
-}
-
 fn get(home: &Home, args: &GetArgs) -> anyhow::Result<()> {
-    let manifest = Manifest::from_yaml(&read_text(&args.manifest)?)
-        .with_context(|| args.manifest.display().to_string())?;
+    let text = std::fs::read_to_string(&args.manifest)
+        .with_context(|| format!("reading {}", args.manifest.display()))?;
+    let manifest =
+        Manifest::from_yaml(&text).with_context(|| args.manifest.display().to_string())?;
     let identity = Identity::load(home)?;
-    let storage = Storage::open(&args.storage).map_err(|e| Usage(e.to_string()))?;
-    let rt = runtime()?;
-    let status = rt.block_on(job_status(&args.orchestrator, &args.id))?;
-    let receipt = match (status.state, &status.receipt) {
-        (JobState::Done, Some(r)) => r.clone(),
-        (JobState::Failed, _) => return Err(failed(home, Some(&args.storage), &status)),
-        (state, _) => {
-            return Err(Usage(format!("job {} is {}, not done", args.id, state.name())).into());
-        }
-    };
+    let storage = open_storage(&args.storage)?;
+    let orchestrator = Orchestrator::new(&args.orchestrator).map_err(client_error)?;
+    let explicit = args
+        .sim_root
+        .as_deref()
+        .map(super::attest::read_sim_root)
+        .transpose()?;
     let mut verifier = Verifier::new();
-    for r in sim_roots(home, args.sim_root.as_deref())? {
+    for r in jobs::sim_roots(home, explicit) {
         verifier = verifier.with_sim_root(r);
     }
-    verify_receipt(&receipt, &manifest, &args.id, &verifier, unix_now())?;
-    let mine: Vec<_> = receipt
-        .receipt
-        .outputs
-        .iter()
-        .filter(|o| o.recipients.iter().any(|r| r == identity.name()))
-        .collect();
-    if mine.is_empty() {
-        return Err(Refused(format!(
-            "[not_a_recipient] no output of job {} is addressed to {}",
-            args.id,
-            identity.name()
-        ))
-        .into());
-    }
-    std::fs::create_dir_all(&args.output)
-        .with_context(|| format!("creating {}", args.output.display()))?;
-    let mut written = Vec::new();
-    for out in mine {
-        let sealed = rt
-            .block_on(storage.get(&out.path))
-            .map_err(|e| Usage(e.to_string()))?;
-        if digest(&sealed) != out.digest {
-            return Err(Refused(format!(
-                "[output_digest] {} in storage does not match the receipt ({})",
-                out.path, out.digest
-            ))
-            .into());
-        }
-        let mut plain = Vec::new();
-        coffer_crypto::delivery::decrypt_with(
-            identity.age_identity(),
-            sealed.as_ref(),
-            &mut plain,
-        )?;
-        let file_name = Path::new(&out.path)
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".age"))
-            .ok_or_else(|| Refused(format!("[receipt_output] odd output path {:?}", out.path)))?;
-        let dest = args.output.join(file_name);
-        write_atomic(&dest, &plain)?;
-        written.push((dest, out.rows));
-    }
+    let rt = runtime()?;
+    let results = rt
+        .block_on(async {
+            let status = orchestrator.status(&args.id).await?;
+            jobs::results(
+                &identity,
+                &storage,
+                &manifest,
+                &status,
+                &verifier,
+                jobs::unix_now(),
+            )
+            .await
+        })
+        .map_err(client_error)?;
+    let written = results.write_to(&args.output).map_err(client_error)?;
+    let receipt = &results.receipt;
     if args.json {
-        return super::print_json(&receipt.receipt);
+        return super::print_json(receipt);
     }
-    for (dest, rows) in &written {
-        println!("verified and decrypted: {} ({rows} rows)", dest.display());
+    for (dest, out) in written.iter().zip(&results.outputs) {
+        println!(
+            "verified and decrypted: {} ({} rows)",
+            dest.display(),
+            out.rows
+        );
     }
     println!(
         "receipt: job {} under manifest {}, worker {}{}",
-        receipt.receipt.job,
-        receipt.receipt.manifest,
-        receipt.receipt.backend,
-        if receipt.receipt.simulated {
+        receipt.job,
+        receipt.manifest,
+        receipt.backend,
+        if receipt.simulated {
             " (SIMULATION: the data was not protected)"
         } else {
             ""
