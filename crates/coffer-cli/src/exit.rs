@@ -52,15 +52,7 @@ fn crypto_code(e: &coffer_crypto::Error) -> u8 {
 }
 
 fn parquet_code(e: &coffer_parquet::Error) -> u8 {
-    use coffer_parquet::Error as E;
-    match e {
-        E::Io(_)
-        | E::InvalidInput(_)
-        | E::SchemaFile(_)
-        | E::UnknownColumn { .. }
-        | E::ApiMisuse(_) => USAGE_OR_IO,
-        _ => REFUSED,
-    }
+    if e.is_refusal() { REFUSED } else { USAGE_OR_IO }
 }
 
 /// Producing evidence: the TEE interface is missing, unreadable or misbehaving.

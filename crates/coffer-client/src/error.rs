@@ -76,12 +76,21 @@ fn render_detail(detail: Option<&coffer_net::job::FailureDetail>) -> String {
 }
 
 impl Error {
-    /// The failed check's name, for refusals that name one.
-    pub fn check(&self) -> Option<&str> {
+    /// The failed check's stable name: the refusing check for refusals, else what kind of
+    /// failure it is (`io`, `no_identity`, `unreachable`, …).
+    pub fn check(&self) -> &str {
         match self {
-            Self::Refused { check, .. } | Self::JobFailed { check, .. } => Some(check),
-            Self::Service { error, .. } => Some(&error.check),
-            _ => None,
+            Self::Refused { check, .. } | Self::JobFailed { check, .. } => check,
+            Self::Service { error, .. } => &error.check,
+            Self::Io { .. } => "io",
+            Self::IdentityExists { .. } => "identity_exists",
+            Self::NoIdentity { .. } => "no_identity",
+            Self::KeyExists { .. } => "key_exists",
+            Self::Malformed { .. } => "malformed",
+            Self::InvalidArgument(_) => "invalid_argument",
+            Self::Crypto(c) => c.check(),
+            Self::Unreachable { .. } => "unreachable",
+            Self::Timeout { .. } => "timeout",
         }
     }
 

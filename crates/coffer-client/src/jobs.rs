@@ -586,7 +586,7 @@ mod tests {
     #[test]
     fn refusals_name_their_check_and_exit_as_refusals() {
         let e = refused("output_digest", "changed");
-        assert_eq!(e.check(), Some("output_digest"));
+        assert_eq!(e.check(), "output_digest");
         assert!(e.is_refusal());
         assert_eq!(e.to_string(), "[output_digest] changed");
         let t = Error::Timeout {

@@ -33,3 +33,19 @@ pub enum Error {
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+impl Error {
+    /// The failed check's stable name.
+    pub fn check(&self) -> &'static str {
+        match self {
+            Self::KeyNotFound { .. } => "key_not_found",
+            Self::InvalidKey { .. } => "invalid_key",
+            Self::InvalidKeyId { .. } => "key_id",
+            Self::Malformed { .. } => "malformed",
+            Self::AuthenticationFailed { .. } => "authentication",
+            Self::ApiMisuse(_) => "api_misuse",
+            Self::Io(_) => "io",
+            Self::Internal(_) => "internal",
+        }
+    }
+}

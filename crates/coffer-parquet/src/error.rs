@@ -83,6 +83,44 @@ pub enum Error {
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// The failed check's stable name (as the CLI and the Python package report it).
+    pub fn check(&self) -> &'static str {
+        match self {
+            Self::KeyNotFound { .. } => "key_not_found",
+            Self::KeyUnwrap { .. } => "key_unwrap",
+            Self::WrappedKey { .. } => "wrapped_key",
+            Self::KeyMaterial { .. } => "key_material",
+            Self::FooterDecryption { .. } => "footer_decryption",
+            Self::ColumnDecryption { .. } => "column_decryption",
+            Self::AadPrefixRequired => "aad_prefix_required",
+            Self::UnsupportedAlgorithm { .. } => "unsupported_algorithm",
+            Self::Unsupported(_) => "unsupported",
+            Self::NotParquet { .. } => "not_parquet",
+            Self::Corrupt(_) => "corrupt",
+            Self::UnknownColumn { .. } => "unknown_column",
+            Self::InvalidInput(_) => "invalid_input",
+            Self::SchemaFile(_) => "schema_file",
+            Self::ApiMisuse(_) => "api_misuse",
+            Self::Io(_) => "io",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// Whether the input was refused (a file or key that does not check out), rather than
+    /// the caller's arguments or I/O failing.
+    pub fn is_refusal(&self) -> bool {
+        !matches!(
+            self,
+            Self::Io(_)
+                | Self::InvalidInput(_)
+                | Self::SchemaFile(_)
+                | Self::UnknownColumn { .. }
+                | Self::ApiMisuse(_)
+        )
+    }
+}
+
 impl From<coffer_crypto::Error> for Error {
     fn from(e: coffer_crypto::Error) -> Self {
         match e {

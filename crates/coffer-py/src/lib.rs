@@ -1,0 +1,197 @@
+//! `coffer._coffer`: the native half of the `coffer` Python package.
+//!
+//! Every call goes through `coffer-client` and the crates below it; the Python half
+//! (`python/coffer`) only converts between pandas/PyArrow and Parquet bytes and shapes the
+//! API. There is no cryptography on the Python side. Calls that do real work (key generation,
+//! encryption, decryption) release the GIL.
+
+mod fail;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use coffer_client::{AtomicFile, Home, Identity, Keyring};
+use coffer_crypto::{KeyId, KeySource, SecretKey};
+use coffer_parquet::{DecryptOptions, EncryptOptions, OutputFormat};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::fail::{Fail, Result};
+
+fn key_id(id: &str) -> Result<KeyId> {
+    KeyId::new(id).map_err(|e| Fail::usage("key_id", e.to_string()))
+}
+
+fn open_file(path: &std::path::Path) -> Result<std::fs::File> {
+    std::fs::File::open(path)
+        .map_err(|e| Fail::usage("io", format!("opening {}: {e}", path.display())))
+}
+
+/// A party's home: its identity and keyring. Use `coffer.Party` rather than this class.
+#[pyclass(module = "coffer._coffer", name = "NativeParty", frozen)]
+#[derive(Debug)]
+struct NativeParty {
+    home: Home,
+}
+
+impl NativeParty {
+    fn keyring(&self) -> Result<Keyring> {
+        Ok(Keyring::open(&self.home)?)
+    }
+}
+
+#[pymethods]
+impl NativeParty {
+    /// Creates the identity of party `name` in `home` (default `$COFFER_HOME`, else
+    /// `~/.coffer`); refuses to overwrite one.
+    #[staticmethod]
+    #[pyo3(signature = (name, home=None))]
+    fn init(py: Python<'_>, name: String, home: Option<PathBuf>) -> PyResult<Self> {
+        let home = Home::resolve(home).map_err(Fail::from)?;
+        let h = home.clone();
+        py.detach(move || Identity::init(&h, &name))
+            .map_err(Fail::from)?;
+        Ok(Self { home })
+    }
+
+    /// Opens the party whose identity is in `home`.
+    #[staticmethod]
+    #[pyo3(signature = (home=None))]
+    fn open(home: Option<PathBuf>) -> PyResult<Self> {
+        let home = Home::resolve(home).map_err(Fail::from)?;
+        Identity::load(&home).map_err(Fail::from)?;
+        Ok(Self { home })
+    }
+
+    /// The home directory.
+    #[getter]
+    fn home(&self) -> PathBuf {
+        self.home.root().to_path_buf()
+    }
+
+    /// `(name, signing_key, recipient)`: the public identity parties exchange.
+    fn identity(&self) -> PyResult<(String, String, String)> {
+        let public = Identity::load(&self.home).map_err(Fail::from)?.public();
+        Ok((public.name, public.signing_key, public.recipient))
+    }
+
+    /// Creates a random key `id` of `bits` (128, 192 or 256) in the keyring.
+    fn key_new(&self, py: Python<'_>, id: &str, bits: usize) -> PyResult<()> {
+        let id = key_id(id)?;
+        if ![128, 192, 256].contains(&bits) {
+            return Err(Fail::usage(
+                "key_bits",
+                format!("bits must be 128, 192 or 256, not {bits}"),
+            )
+            .into());
+        }
+        let mut ring = self.keyring()?;
+        py.detach(move || -> Result<()> {
+            ring.insert(id, SecretKey::generate(bits)?)?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Imports key `id` from hex (16, 24 or 32 bytes).
+    fn key_import_hex(&self, id: &str, hex: &str) -> PyResult<()> {
+        let id = key_id(id)?;
+        let key = SecretKey::from_hex(hex).map_err(Fail::from)?;
+        self.keyring()?.insert(id, key).map_err(Fail::from)?;
+        Ok(())
+    }
+
+    /// `[(id, bits)]` of the keyring: never the keys.
+    fn key_list(&self) -> PyResult<Vec<(String, usize)>> {
+        Ok(self
+            .keyring()?
+            .list()
+            .into_iter()
+            .map(|k| (k.id, k.bits))
+            .collect())
+    }
+
+    /// Encrypts plaintext Parquet bytes to `path` with Parquet Modular Encryption: the footer
+    /// (and every column, unless `column_keys` says otherwise) under `footer_key`, the columns
+    /// listed under their own keys. Written whole or not at all. Returns the row count.
+    #[pyo3(signature = (plain, path, footer_key, column_keys, double_wrapping=true, plaintext_footer=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn encrypt_parquet(
+        &self,
+        py: Python<'_>,
+        plain: Vec<u8>,
+        path: PathBuf,
+        footer_key: &str,
+        column_keys: Vec<(String, Vec<String>)>,
+        double_wrapping: bool,
+        plaintext_footer: bool,
+    ) -> PyResult<u64> {
+        let opts = EncryptOptions {
+            column_keys: column_keys
+                .into_iter()
+                .map(|(id, cols)| Ok((key_id(&id)?, cols)))
+                .collect::<Result<Vec<_>>>()?,
+            double_wrapping,
+            plaintext_footer,
+            ..EncryptOptions::new(key_id(footer_key)?)
+        };
+        let keyring = self.keyring()?;
+        let rows = py.detach(move || -> Result<u64> {
+            let (schema, batches) = coffer_parquet::read_parquet(bytes::Bytes::from(plain))?;
+            let mut out = AtomicFile::create(&path)?;
+            let summary =
+                coffer_parquet::encrypt_batches(schema, batches, &mut out, &keyring, &opts)?;
+            out.commit()?;
+            Ok(summary.rows)
+        })?;
+        Ok(rows)
+    }
+
+    /// Decrypts an encrypted Parquet file with this party's keys; returns plaintext Parquet
+    /// bytes (for `pyarrow.parquet.read_table`). Nothing is written.
+    #[pyo3(signature = (path, aad_prefix=None))]
+    fn decrypt_parquet<'py>(
+        &self,
+        py: Python<'py>,
+        path: PathBuf,
+        aad_prefix: Option<String>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let keys: Arc<dyn KeySource> = Arc::new(self.keyring()?);
+        let opts = DecryptOptions {
+            aad_prefix: aad_prefix.map(String::into_bytes),
+        };
+        let plain = py.detach(move || -> Result<Vec<u8>> {
+            let mut out = Vec::new();
+            coffer_parquet::decrypt(
+                open_file(&path)?,
+                &mut out,
+                OutputFormat::Parquet,
+                keys,
+                &opts,
+            )?;
+            Ok(out)
+        })?;
+        Ok(PyBytes::new(py, &plain))
+    }
+
+    /// What a file is and how it is protected, as JSON: format, algorithm, key ids, columns.
+    #[pyo3(signature = (path, aad_prefix=None))]
+    fn inspect_json(&self, path: PathBuf, aad_prefix: Option<String>) -> PyResult<String> {
+        let keys: Arc<dyn KeySource> = Arc::new(self.keyring()?);
+        let opts = DecryptOptions {
+            aad_prefix: aad_prefix.map(String::into_bytes),
+        };
+        let inspection =
+            coffer_parquet::inspect(&open_file(&path)?, Some(keys), &opts).map_err(Fail::from)?;
+        serde_json::to_string(&inspection)
+            .map_err(|e| Fail::usage("internal", e.to_string()).into())
+    }
+}
+
+/// The native module.
+#[pymodule]
+fn _coffer(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<NativeParty>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

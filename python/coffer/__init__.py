@@ -1,0 +1,190 @@
+"""Coffer: confidential analytics across organisations that do not trust each other.
+
+Every party encrypts its data on its own machine; a compute service in a trusted execution
+environment proves by remote attestation what code it runs; keys reach it only for
+computations that every data owner signed; results leave encrypted to the named recipients.
+
+This package is a thin layer over the Rust client (``coffer._coffer``): all cryptography
+happens there. It converts between pandas / PyArrow and Parquet.
+
+>>> import coffer
+>>> alpha = coffer.Party.init("alpha", home="/tmp/alpha")   # doctest: +SKIP
+>>> alpha.keys.new("k1")                                      # doctest: +SKIP
+>>> alpha.encrypt(df, "patients.parquet", footer_key="k1")    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence, Union
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import _coffer
+from .errors import CofferError, Refused, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
+
+__all__ = [
+    "CofferError",
+    "Identity",
+    "KeyInfo",
+    "Keys",
+    "Party",
+    "Refused",
+    "UsageError",
+    "__version__",
+]
+
+__version__: str = _coffer.__version__
+
+PathLike = Union[str, "os.PathLike[str]"]
+TableLike = Union[pa.Table, "pandas.DataFrame", PathLike]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A party's public identity, the part parties exchange."""
+
+    name: str
+    """The party's name, as manifests use it."""
+    signing_key: str
+    """``ed25519:<hex>``: the key that verifies the party's signatures."""
+    recipient: str
+    """``age1…``: the key results are encrypted to."""
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """A key in the keyring: its id and size, never the key."""
+
+    id: str
+    bits: int
+
+
+class Keys:
+    """The party's keyring of data and master keys (``party.keys``)."""
+
+    def __init__(self, native: _coffer.NativeParty) -> None:
+        self._native = native
+
+    def new(self, id: str, bits: int = 256) -> KeyInfo:
+        """Create a random ``bits``-bit key (128, 192 or 256) named ``id``.
+
+        Raises ``Refused`` (``key_exists``) if the id is taken: keys are never replaced.
+        """
+        self._native.key_new(id, bits)
+        return KeyInfo(id, bits)
+
+    def import_hex(self, id: str, hex: str) -> KeyInfo:
+        """Import a key given as hex (16, 24 or 32 bytes) under ``id``."""
+        self._native.key_import_hex(id, hex)
+        return next(k for k in self.list() if k.id == id)
+
+    def list(self) -> builtins.list[KeyInfo]:
+        """Every key's id and size."""
+        return [KeyInfo(i, b) for i, b in self._native.key_list()]
+
+
+def _to_table(data: TableLike) -> pa.Table:
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        path = Path(data)
+        if path.suffix == ".csv":
+            import pyarrow.csv as pacsv
+
+            return pacsv.read_csv(path)
+        return pq.read_table(path)
+    if hasattr(data, "to_parquet") and hasattr(data, "columns"):  # a pandas DataFrame
+        return pa.Table.from_pandas(data, preserve_index=False)
+    raise UsageError(
+        f"data must be a pandas DataFrame, a pyarrow Table or a path, not {type(data).__name__}",
+        "data",
+    )
+
+
+class Party:
+    """A party: its identity and keyring, kept in a home directory.
+
+    Create one with ``Party.init(name)``, or open an existing home with ``Party.open()``.
+    ``home`` defaults to ``$COFFER_HOME``, else ``~/.coffer``, as for the ``coffer`` CLI.
+    """
+
+    def __init__(self, native: _coffer.NativeParty) -> None:
+        self._native = native
+        self.keys = Keys(native)
+
+    @classmethod
+    def init(cls, name: str, home: PathLike | None = None) -> "Party":
+        """Create the identity of party ``name`` (an Ed25519 signing key and an age key).
+
+        Refuses (``identity_exists``) to overwrite an identity already in ``home``.
+        """
+        return cls(_coffer.NativeParty.init(name, None if home is None else Path(home)))
+
+    @classmethod
+    def open(cls, home: PathLike | None = None) -> "Party":
+        """Open the party whose identity is in ``home``."""
+        return cls(_coffer.NativeParty.open(None if home is None else Path(home)))
+
+    @property
+    def home(self) -> Path:
+        """The home directory."""
+        return Path(self._native.home)
+
+    @property
+    def identity(self) -> Identity:
+        """The public identity: name, signing key, age recipient."""
+        return Identity(*self._native.identity())
+
+    def encrypt(
+        self,
+        data: TableLike,
+        path: PathLike,
+        footer_key: str,
+        column_keys: Mapping[str, Sequence[str]] | None = None,
+        double_wrapping: bool = True,
+        plaintext_footer: bool = False,
+    ) -> int:
+        """Encrypt ``data`` to an encrypted Parquet file at ``path``; returns the row count.
+
+        ``data`` is a pandas DataFrame, a pyarrow Table, or a path to a CSV or Parquet file.
+        The footer, and every column not listed in ``column_keys``, is encrypted under the
+        keyring key ``footer_key``; ``column_keys={"k2": ["age", "diagnosis"]}`` puts those
+        columns under their own key. With ``column_keys``, unlisted columns stay plaintext,
+        as with PyArrow. The file is PyArrow-compatible (Parquet Modular Encryption with
+        PyArrow's key-material format) and appears whole or not at all.
+        """
+        table = _to_table(data)
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        pairs = [(k, list(cols)) for k, cols in (column_keys or {}).items()]
+        return self._native.encrypt_parquet(
+            buf.getvalue(), Path(path), footer_key, pairs, double_wrapping, plaintext_footer
+        )
+
+    def decrypt(self, path: PathLike, aad_prefix: str | None = None) -> pa.Table:
+        """Decrypt an encrypted Parquet file with this party's keys into a pyarrow Table.
+
+        Raises ``Refused`` naming the failed check (``key_not_found``, ``key_unwrap``,
+        ``footer_decryption``, ``column_decryption``, ``corrupt``, …) for a wrong key or a
+        tampered file.
+        """
+        plain = self._native.decrypt_parquet(Path(path), aad_prefix)
+        return pq.read_table(pa.BufferReader(plain))
+
+    def inspect(self, path: PathLike, aad_prefix: str | None = None) -> dict[str, Any]:
+        """What a file is and how it is protected: format, algorithm, key ids, columns."""
+        result: dict[str, Any] = json.loads(self._native.inspect_json(Path(path), aad_prefix))
+        return result
+
+    def __repr__(self) -> str:
+        return f"Party({self.identity.name!r}, home={str(self.home)!r})"
