@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence, Union
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pyarrow.parquet.encryption as pe
 
 from . import _coffer
 from .errors import CofferError, Refused, UsageError
@@ -37,6 +38,7 @@ __all__ = [
     "Identity",
     "KeyInfo",
     "Keys",
+    "Manifest",
     "Party",
     "Refused",
     "UsageError",
@@ -111,6 +113,74 @@ def _to_table(data: TableLike) -> pa.Table:
     )
 
 
+class Manifest:
+    """A collaboration manifest: parties, datasets pinned by digest, computations, the
+    enclave policy. Load one with ``Manifest.load(path)``; sign it with ``party.sign``."""
+
+    def __init__(self, native: _coffer.NativeManifest) -> None:
+        self._native = native
+
+    @classmethod
+    def load(cls, path: PathLike) -> "Manifest":
+        """Read and validate the manifest at ``path``.
+
+        Raises ``Refused`` naming the failed check (``syntax``, ``unknown_owner``,
+        ``unknown_constraint``, ``bad_digest``, …) for an invalid manifest.
+        """
+        return cls(_coffer.NativeManifest.load(Path(path)))
+
+    @property
+    def path(self) -> Path:
+        """Its file."""
+        return Path(self._native.path)
+
+    @property
+    def hash(self) -> str:
+        """The canonical hash, ``sha256:<hex>``: what parties sign and jobs name."""
+        return self._native.hash
+
+    @property
+    def id(self) -> str:
+        """The collaboration's id."""
+        return self._native.id
+
+    def check(self) -> None:
+        """Validate the file again (it may have changed since it was loaded)."""
+        Manifest.load(self.path)
+
+    def status(
+        self, sigs: PathLike | None = None, predecessors: Sequence[PathLike] = ()
+    ) -> dict[str, Any]:
+        """Who signed, who is missing, and whether the manifest is active.
+
+        Signatures are read from ``sigs`` (default: ``FILE.sigs``); for an update, pass its
+        predecessors, nearest first. Returns ``{"hash", "active", "signed_by", "missing",
+        "invalid", ...}``.
+        """
+        text = self._native.status_json(
+            None if sigs is None else Path(sigs), [Path(p) for p in predecessors]
+        )
+        result: dict[str, Any] = json.loads(text)
+        return result
+
+    def __repr__(self) -> str:
+        return f"Manifest({self.id!r}, {self.hash!r})"
+
+
+class _KeyringKms(pe.KmsClient):  # type: ignore[misc]
+    """PyArrow's KMS client, backed by a party's keyring: keys are wrapped in Rust."""
+
+    def __init__(self, native: _coffer.NativeParty) -> None:
+        super().__init__()
+        self._native = native
+
+    def wrap_key(self, key_bytes: bytes, master_key_identifier: str) -> str:
+        return self._native.wrap_key(bytes(key_bytes), master_key_identifier)
+
+    def unwrap_key(self, wrapped_key: str, master_key_identifier: str) -> bytes:
+        return self._native.unwrap_key(wrapped_key, master_key_identifier)
+
+
 class Party:
     """A party: its identity and keyring, kept in a home directory.
 
@@ -180,6 +250,30 @@ class Party:
         """
         plain = self._native.decrypt_parquet(Path(path), aad_prefix)
         return pq.read_table(pa.BufferReader(plain))
+
+    def sign(self, manifest: Manifest, predecessor: Manifest | None = None) -> Path:
+        """Sign ``manifest`` as this party; the signature is merged into ``FILE.sigs``.
+
+        For an update, pass its ``predecessor`` (the manifest it replaces). Returns the
+        signatures file's path.
+        """
+        pred = None if predecessor is None else predecessor.path
+        return Path(self._native.sign_manifest(manifest.path, pred))
+
+    def crypto_factory(self) -> pe.CryptoFactory:
+        """A ``pyarrow.parquet.encryption.CryptoFactory`` whose KMS is this party's keyring.
+
+        PyArrow then writes and reads files Coffer reads and writes::
+
+            cf = alpha.crypto_factory()
+            config = pe.EncryptionConfiguration(footer_key="k1", column_keys={"k2": ["age"]})
+            props = cf.file_encryption_properties(pe.KmsConnectionConfig(), config)
+            pq.write_table(table, "t.parquet", encryption_properties=props)
+
+        Key wrapping happens in Rust; master keys never reach Python.
+        """
+        native = self._native
+        return pe.CryptoFactory(lambda _config: _KeyringKms(native))
 
     def inspect(self, path: PathLike, aad_prefix: str | None = None) -> dict[str, Any]:
         """What a file is and how it is protected: format, algorithm, key ids, columns."""

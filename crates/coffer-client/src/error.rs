@@ -30,6 +30,12 @@ pub enum Error {
     /// A cryptographic operation failed.
     #[error(transparent)]
     Crypto(#[from] coffer_crypto::Error),
+    /// A manifest or signatures file (at `path`) that does not parse, validate or verify.
+    #[error("{}: {source}", path.display())]
+    Manifest {
+        path: PathBuf,
+        source: coffer_manifest::Error,
+    },
     /// A check refused: the receipt, the worker's evidence, an output's digest, a request.
     #[error("[{check}] {message}")]
     Refused { check: String, message: String },
@@ -89,6 +95,7 @@ impl Error {
             Self::Malformed { .. } => "malformed",
             Self::InvalidArgument(_) => "invalid_argument",
             Self::Crypto(c) => c.check(),
+            Self::Manifest { source, .. } => source.check(),
             Self::Unreachable { .. } => "unreachable",
             Self::Timeout { .. } => "timeout",
         }
@@ -103,6 +110,12 @@ impl Error {
             | Self::Unreachable { .. }
             | Self::Timeout { .. } => false,
             Self::Service { error, .. } => error.is_refusal(),
+            Self::Manifest { source, .. } => !matches!(
+                source,
+                coffer_manifest::Error::PredecessorRequired { .. }
+                    | coffer_manifest::Error::NotAnUpdate
+                    | coffer_manifest::Error::ApiMisuse(_)
+            ),
             Self::Crypto(c) => !matches!(
                 c,
                 coffer_crypto::Error::Io(_)

@@ -63,21 +63,17 @@ fn read_text(path: &Path) -> Result<String, Error> {
     std::fs::read_to_string(path).map_err(Error::io(path))
 }
 
-fn manifest_error(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Malformed {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    }
-}
-
 impl ManifestFiles {
-    /// Reads and parses `manifest` and its signature file (`sigs`, else `MANIFEST.sigs`).
+    /// Reads and parses `manifest` and its signature file (`sigs`, else `MANIFEST.sigs`,
+    /// which must exist).
     pub fn load(manifest: &Path, sigs: Option<&Path>) -> Result<Self, Error> {
-        let yaml = read_text(manifest)?;
-        let parsed = Manifest::from_yaml(&yaml).map_err(|e| manifest_error(manifest, e))?;
+        let (yaml, parsed) = crate::manifests::load(manifest)?;
         let sigs_file = sigs_path(manifest, sigs);
-        let signatures = SignatureFile::from_json(&read_text(&sigs_file)?)
-            .map_err(|e| manifest_error(&sigs_file, e))?;
+        let text = read_text(&sigs_file)?;
+        let signatures = SignatureFile::from_json(&text).map_err(|source| Error::Manifest {
+            path: sigs_file.clone(),
+            source,
+        })?;
         Ok(Self {
             yaml,
             manifest: parsed,

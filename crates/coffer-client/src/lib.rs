@@ -6,6 +6,7 @@
 //! - [`Keyring`]: the party's data and master keys by id; a [`coffer_crypto::KeySource`].
 //! - [`broker`]: attest a key broker and pin it; submit manifests, grant keys, fetch the
 //!   audit log over the pinned, attested channel.
+//! - [`manifests`]: load, sign into `FILE.sigs`, judge.
 //! - [`jobs`]: sign and submit jobs, follow them, and collect results only after the receipt,
 //!   the worker's evidence and every output's digest check out.
 //! - [`AtomicFile`]: output that appears only when complete (temporary file, then rename).
@@ -23,6 +24,7 @@ mod home;
 mod identity;
 pub mod jobs;
 mod keyring;
+pub mod manifests;
 
 pub use error::Error;
 pub use fsutil::AtomicFile;

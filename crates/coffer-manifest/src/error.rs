@@ -257,3 +257,44 @@ pub enum Error {
     #[error("API misuse: {0}")]
     ApiMisuse(String),
 }
+
+impl Error {
+    /// The failed check's stable name: the variant's, in snake case.
+    pub fn check(&self) -> &'static str {
+        match self {
+            Self::Syntax { .. } => "syntax",
+            Self::UnsupportedVersion { .. } => "unsupported_version",
+            Self::EmptyId => "empty_id",
+            Self::NoParties => "no_parties",
+            Self::InvalidName { .. } => "invalid_name",
+            Self::DuplicateName { .. } => "duplicate_name",
+            Self::DuplicateSigningKey { .. } => "duplicate_signing_key",
+            Self::BadSigningKey { .. } => "bad_signing_key",
+            Self::BadRecipient { .. } => "bad_recipient",
+            Self::BadDigest { .. } => "bad_digest",
+            Self::BadPredecessor { .. } => "bad_predecessor",
+            Self::EmptyUri { .. } => "empty_uri",
+            Self::MissingOwner { .. } => "missing_owner",
+            Self::UnknownOwner { .. } => "unknown_owner",
+            Self::UnknownInput { .. } => "unknown_input",
+            Self::UnknownRecipient { .. } => "unknown_recipient",
+            Self::NoInputs { .. } => "no_inputs",
+            Self::NoRecipients { .. } => "no_recipients",
+            Self::MissingQuery { .. } => "missing_query",
+            Self::UnexpectedQuery { .. } => "unexpected_query",
+            Self::UnknownConstraint { .. } => "unknown_constraint",
+            Self::UnsupportedConstraint { .. } => "unsupported_constraint",
+            Self::BadPrivacyUnit { .. } => "bad_privacy_unit",
+            Self::BadThreshold { .. } => "bad_threshold",
+            Self::Canonical { .. } => "canonical",
+            Self::MalformedSignatures { .. } => "malformed_signatures",
+            Self::SignaturesForOtherManifest { .. } => "signatures_for_other_manifest",
+            Self::NotAParty { .. } => "not_a_party",
+            Self::KeyMismatch { .. } => "key_mismatch",
+            Self::PredecessorMismatch { .. } => "predecessor_mismatch",
+            Self::PredecessorRequired { .. } => "predecessor_required",
+            Self::NotAnUpdate => "not_an_update",
+            Self::ApiMisuse(_) => "api_misuse",
+        }
+    }
+}

@@ -10,7 +10,7 @@ mod fail;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use coffer_client::{AtomicFile, Home, Identity, Keyring};
+use coffer_client::{AtomicFile, Home, Identity, Keyring, manifests};
 use coffer_crypto::{KeyId, KeySource, SecretKey};
 use coffer_parquet::{DecryptOptions, EncryptOptions, OutputFormat};
 use pyo3::prelude::*;
@@ -174,6 +174,40 @@ impl NativeParty {
         Ok(PyBytes::new(py, &plain))
     }
 
+    /// Signs the manifest at `manifest` as this party (for an update, with its
+    /// `predecessor`) and merges the signature into `FILE.sigs`; returns that path.
+    #[pyo3(signature = (manifest, predecessor=None))]
+    fn sign_manifest(&self, manifest: PathBuf, predecessor: Option<PathBuf>) -> PyResult<PathBuf> {
+        let identity = Identity::load(&self.home).map_err(Fail::from)?;
+        Ok(manifests::sign(&identity, &manifest, predecessor.as_deref()).map_err(Fail::from)?)
+    }
+
+    /// PyArrow's `KmsClient.wrap_key`: wraps a data key under keyring key `master_key_id`
+    /// (AES-GCM, the id as AAD: the local-wrap format coffer and parquet-mr use).
+    fn wrap_key(&self, key_bytes: Vec<u8>, master_key_id: &str) -> PyResult<String> {
+        let master = self
+            .keyring()?
+            .key(&key_id(master_key_id)?)
+            .map_err(Fail::from)?;
+        Ok(coffer_parquet::kms::wrap(&master, master_key_id, &key_bytes).map_err(Fail::from)?)
+    }
+
+    /// PyArrow's `KmsClient.unwrap_key`: the data key, for PyArrow in this process to use.
+    fn unwrap_key<'py>(
+        &self,
+        py: Python<'py>,
+        wrapped_key: &str,
+        master_key_id: &str,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let master = self
+            .keyring()?
+            .key(&key_id(master_key_id)?)
+            .map_err(Fail::from)?;
+        let key =
+            coffer_parquet::kms::unwrap(&master, master_key_id, wrapped_key).map_err(Fail::from)?;
+        Ok(PyBytes::new(py, key.expose_secret()))
+    }
+
     /// What a file is and how it is protected, as JSON: format, algorithm, key ids, columns.
     #[pyo3(signature = (path, aad_prefix=None))]
     fn inspect_json(&self, path: PathBuf, aad_prefix: Option<String>) -> PyResult<String> {
@@ -188,10 +222,56 @@ impl NativeParty {
     }
 }
 
+/// A collaboration manifest, validated. Use `coffer.Manifest` rather than this class.
+#[pyclass(module = "coffer._coffer", name = "NativeManifest", frozen)]
+#[derive(Debug)]
+struct NativeManifest {
+    path: PathBuf,
+    manifest: coffer_manifest::Manifest,
+}
+
+#[pymethods]
+impl NativeManifest {
+    /// Reads and validates the manifest at `path`.
+    #[staticmethod]
+    fn load(path: PathBuf) -> PyResult<Self> {
+        let (_, manifest) = manifests::load(&path).map_err(Fail::from)?;
+        Ok(Self { path, manifest })
+    }
+
+    /// Its file.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    /// Its canonical hash, `sha256:<hex>`: what parties sign and jobs name.
+    #[getter]
+    fn hash(&self) -> String {
+        self.manifest.hash().to_string()
+    }
+
+    /// The collaboration's id.
+    #[getter]
+    fn id(&self) -> String {
+        self.manifest.id().to_owned()
+    }
+
+    /// Its status as JSON (hash, active, signed_by, missing, invalid), judged with `sigs`
+    /// (default `FILE.sigs`) and, for an update, its predecessors (nearest first).
+    #[pyo3(signature = (sigs=None, predecessors=Vec::new()))]
+    fn status_json(&self, sigs: Option<PathBuf>, predecessors: Vec<PathBuf>) -> PyResult<String> {
+        let status =
+            manifests::status(&self.path, sigs.as_deref(), &predecessors).map_err(Fail::from)?;
+        serde_json::to_string(&status).map_err(|e| Fail::usage("internal", e.to_string()).into())
+    }
+}
+
 /// The native module.
 #[pymodule]
 fn _coffer(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeParty>()?;
+    m.add_class::<NativeManifest>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,18 +1,13 @@
 //! `coffer manifest`: check, hash, sign and judge collaboration manifests.
 
-use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
-use coffer_client::{AtomicFile, Home, Identity};
-use coffer_manifest::{Manifest, Predecessor, SignatureFile, Status};
+use coffer_client::{Home, Identity, manifests};
+use coffer_manifest::Manifest;
 
-use crate::exit::Usage;
-
-/// Manifests and signatures files are small; anything larger is a mistake.
-const MAX_FILE_LEN: u64 = 4 << 20;
+use super::jobs::client_error;
 
 #[derive(Debug, Subcommand)]
 pub enum ManifestCommand {
@@ -78,51 +73,26 @@ pub fn run(home: &Home, command: ManifestCommand) -> anyhow::Result<()> {
     }
 }
 
+fn load(path: &Path) -> anyhow::Result<Manifest> {
+    Ok(manifests::load(path).map_err(client_error)?.1)
+}
+
 fn sign(home: &Home, args: &SignArgs) -> anyhow::Result<()> {
-    let manifest = load(&args.file)?;
-    let predecessor = args.predecessor.as_deref().map(load).transpose()?;
     let identity = Identity::load(home)?;
-    let entry = coffer_manifest::sign(
-        &manifest,
-        predecessor.as_ref(),
-        identity.name(),
-        identity.signing_key(),
-    )?;
-    let sigs_path = sigs_path(&args.file);
-    let mut sigs = if sigs_path.exists() {
-        load_sigs(&sigs_path)?
-    } else {
-        SignatureFile::new(manifest.hash())
-    };
-    sigs.add(manifest.hash(), entry)
-        .with_context(|| sigs_path.display().to_string())?;
-    let mut out = AtomicFile::create(&sigs_path)?;
-    out.file().write_all(sigs.to_json()?.as_bytes())?;
-    out.commit()?;
+    let sigs = manifests::sign(&identity, &args.file, args.predecessor.as_deref())
+        .map_err(client_error)?;
     print_line(&format!(
         "signed {} as {}: {}",
-        manifest.hash(),
+        load(&args.file)?.hash(),
         identity.name(),
-        sigs_path.display()
+        sigs.display()
     ))
 }
 
 fn status(args: &StatusArgs) -> anyhow::Result<()> {
     let manifest = load(&args.file)?;
-    let sigs = match &args.sigs {
-        Some(path) => load_sigs(path)?,
-        None => load_sigs_or_empty(&args.file, &manifest)?,
-    };
-    // Judge the chain oldest first: each update's predecessor status feeds the next.
-    let mut previous: Option<(Manifest, Status)> = None;
-    for path in args.predecessor.iter().rev() {
-        let old = load(path)?;
-        let old_sigs = load_sigs_or_empty(path, &old)?;
-        let old_status = judge(&old, &old_sigs, previous.as_ref())
-            .with_context(|| format!("predecessor {}", path.display()))?;
-        previous = Some((old, old_status));
-    }
-    let status = judge(&manifest, &sigs, previous.as_ref())?;
+    let status = manifests::status(&args.file, args.sigs.as_deref(), &args.predecessor)
+        .map_err(client_error)?;
     if args.json {
         return super::print_json(&status);
     }
@@ -148,59 +118,6 @@ fn status(args: &StatusArgs) -> anyhow::Result<()> {
         text.push_str(&format!("invalid:   {} ({})\n", bad.party, bad.reason));
     }
     print_line(text.trim_end())
-}
-
-fn judge(
-    manifest: &Manifest,
-    sigs: &SignatureFile,
-    previous: Option<&(Manifest, Status)>,
-) -> anyhow::Result<Status> {
-    let predecessor = previous.map(|(m, s)| Predecessor {
-        manifest: m,
-        status: s,
-    });
-    Ok(coffer_manifest::status(manifest, sigs, predecessor)?)
-}
-
-fn load(path: &Path) -> anyhow::Result<Manifest> {
-    let text = read_text(path)?;
-    Manifest::from_yaml(&text).with_context(|| path.display().to_string())
-}
-
-fn load_sigs(path: &Path) -> anyhow::Result<SignatureFile> {
-    let text = read_text(path)?;
-    SignatureFile::from_json(&text).with_context(|| path.display().to_string())
-}
-
-/// `FILE.sigs` if it exists; else an empty file for `manifest`.
-fn load_sigs_or_empty(file: &Path, manifest: &Manifest) -> anyhow::Result<SignatureFile> {
-    let path = sigs_path(file);
-    if path.exists() {
-        load_sigs(&path)
-    } else {
-        Ok(SignatureFile::new(manifest.hash()))
-    }
-}
-
-fn sigs_path(file: &Path) -> PathBuf {
-    let mut name = OsString::from(file.as_os_str());
-    name.push(".sigs");
-    PathBuf::from(name)
-}
-
-fn read_text(path: &Path) -> anyhow::Result<String> {
-    let what = || format!("reading {}", path.display());
-    let len = std::fs::metadata(path).with_context(what)?.len();
-    if len > MAX_FILE_LEN {
-        return Err(Usage(format!(
-            "{}: larger than {MAX_FILE_LEN} bytes",
-            path.display()
-        ))
-        .into());
-    }
-    let bytes = std::fs::read(path).with_context(what)?;
-    String::from_utf8(bytes)
-        .map_err(|_| Usage(format!("{}: not UTF-8 text", path.display())).into())
 }
 
 /// Prints one line; a closed stdout is an I/O error, not a panic.
