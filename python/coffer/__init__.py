@@ -251,6 +251,31 @@ class Party:
         plain = self._native.decrypt_parquet(Path(path), aad_prefix)
         return pq.read_table(pa.BufferReader(plain))
 
+    def seal(
+        self,
+        src: PathLike,
+        dst: PathLike,
+        key: str | None = None,
+        to: Sequence[str] | None = None,
+        name: str | None = None,
+    ) -> None:
+        """Seal the file ``src`` into ``dst``.
+
+        With ``key``: under that keyring key in Coffer's seekable sealed format, bound to
+        ``name`` (default: ``dst``'s file name), so it will not open under another name.
+        With ``to``: encrypted to those age recipients (``age1…``), for ``age -d`` or
+        ``unseal``. ``dst`` appears whole or not at all.
+        """
+        self._native.seal(Path(src), Path(dst), key, list(to or []), name)
+
+    def unseal(self, src: PathLike, dst: PathLike, name: str | None = None) -> None:
+        """Open ``src`` (sealed under a keyring key, or an age file to this party) into ``dst``.
+
+        A sealed file opens only under the name it was sealed with (default: ``src``'s file
+        name); a renamed or tampered file raises ``Refused``.
+        """
+        self._native.unseal(Path(src), Path(dst), name)
+
     def sign(self, manifest: Manifest, predecessor: Manifest | None = None) -> Path:
         """Sign ``manifest`` as this party; the signature is merged into ``FILE.sigs``.
 

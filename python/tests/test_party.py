@@ -142,3 +142,39 @@ def test_pandas_in_and_out(tmp_path: Path, alpha: coffer.Party) -> None:
     assert alpha.encrypt(df, path, footer_key="k1") == 3
     back = alpha.decrypt(path).to_pandas()
     pandas.testing.assert_frame_equal(back, df)
+
+
+def test_seal_and_unseal_bind_the_name_and_refuse_tampering(
+    tmp_path: Path, alpha: coffer.Party
+) -> None:
+    src = tmp_path / "model.json"
+    src.write_bytes(b'{"trees": [1, 2, 3]}' * 1000)
+    alpha.seal(src, tmp_path / "model.sealed", key="k1")
+    alpha.unseal(tmp_path / "model.sealed", tmp_path / "back.json")
+    assert (tmp_path / "back.json").read_bytes() == src.read_bytes()
+    # Renamed: it does not open under another name, unless the sealed name is given.
+    (tmp_path / "model.sealed").rename(tmp_path / "other.sealed")
+    with pytest.raises(coffer.Refused):
+        alpha.unseal(tmp_path / "other.sealed", tmp_path / "x.json")
+    assert not (tmp_path / "x.json").exists()
+    alpha.unseal(tmp_path / "other.sealed", tmp_path / "x.json", name="model.sealed")
+    data = bytearray((tmp_path / "other.sealed").read_bytes())
+    data[len(data) // 2] ^= 1
+    (tmp_path / "bad.sealed").write_bytes(bytes(data))
+    with pytest.raises(coffer.Refused):
+        alpha.unseal(tmp_path / "bad.sealed", tmp_path / "y.json", name="model.sealed")
+    assert not (tmp_path / "y.json").exists()
+
+
+def test_seal_to_age_recipients(tmp_path: Path, alpha: coffer.Party) -> None:
+    beta = coffer.Party.init("beta", home=tmp_path / "beta")
+    src = tmp_path / "report.csv"
+    src.write_text("a,b\n1,2\n")
+    alpha.seal(src, tmp_path / "report.age", to=[beta.identity.recipient])
+    beta.unseal(tmp_path / "report.age", tmp_path / "report-beta.csv")
+    assert (tmp_path / "report-beta.csv").read_text() == "a,b\n1,2\n"
+    with pytest.raises(coffer.Refused):
+        alpha.unseal(tmp_path / "report.age", tmp_path / "nope.csv")
+    with pytest.raises(coffer.UsageError) as e:
+        alpha.seal(src, tmp_path / "z", key="k1", to=[beta.identity.recipient])
+    assert e.value.check == "seal_to"

@@ -4,6 +4,7 @@
 //! - [`Identity`] / [`PublicIdentity`]: the party's Ed25519 signing key and X25519 age
 //!   identity, and the small public file parties exchange.
 //! - [`Keyring`]: the party's data and master keys by id; a [`coffer_crypto::KeySource`].
+//! - [`blobs`]: seal and unseal files (keyring keys or age recipients).
 //! - [`broker`]: attest a key broker and pin it; submit manifests, grant keys, fetch the
 //!   audit log over the pinned, attested channel.
 //! - [`manifests`]: load, sign into `FILE.sigs`, judge.
@@ -16,6 +17,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
 
+pub mod blobs;
 pub mod broker;
 mod error;
 mod fsutil;

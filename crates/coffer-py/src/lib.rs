@@ -10,7 +10,7 @@ mod fail;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use coffer_client::{AtomicFile, Home, Identity, Keyring, manifests};
+use coffer_client::{AtomicFile, Home, Identity, Keyring, blobs, manifests};
 use coffer_crypto::{KeyId, KeySource, SecretKey};
 use coffer_parquet::{DecryptOptions, EncryptOptions, OutputFormat};
 use pyo3::prelude::*;
@@ -206,6 +206,55 @@ impl NativeParty {
         let key =
             coffer_parquet::kms::unwrap(&master, master_key_id, wrapped_key).map_err(Fail::from)?;
         Ok(PyBytes::new(py, key.expose_secret()))
+    }
+
+    /// Seals file `src` into `dst`: under keyring key `key` (bound to `name`, default the
+    /// output's file name), or to the age recipients `to`.
+    #[pyo3(signature = (src, dst, key=None, to=Vec::new(), name=None))]
+    fn seal(
+        &self,
+        py: Python<'_>,
+        src: PathBuf,
+        dst: PathBuf,
+        key: Option<String>,
+        to: Vec<String>,
+        name: Option<String>,
+    ) -> PyResult<()> {
+        let target = match (key, to.is_empty()) {
+            (Some(k), true) => blobs::SealTo::Key {
+                key: key_id(&k)?,
+                name,
+            },
+            (None, false) if name.is_none() => blobs::SealTo::Recipients(to),
+            (None, false) => {
+                return Err(Fail::usage("name", "age files bind no name").into());
+            }
+            (Some(_), false) => {
+                return Err(Fail::usage("seal_to", "give a key or recipients, not both").into());
+            }
+            (None, true) => {
+                return Err(Fail::usage("seal_to", "give a key or at least one recipient").into());
+            }
+        };
+        let home = self.home.clone();
+        py.detach(move || blobs::seal(&home, &src, &dst, &target))
+            .map_err(Fail::from)?;
+        Ok(())
+    }
+
+    /// Opens `src` (sealed under a keyring key, or an age file to this party) into `dst`.
+    #[pyo3(signature = (src, dst, name=None))]
+    fn unseal(
+        &self,
+        py: Python<'_>,
+        src: PathBuf,
+        dst: PathBuf,
+        name: Option<String>,
+    ) -> PyResult<()> {
+        let home = self.home.clone();
+        py.detach(move || blobs::unseal(&home, &src, &dst, name.as_deref()))
+            .map_err(Fail::from)?;
+        Ok(())
     }
 
     /// What a file is and how it is protected, as JSON: format, algorithm, key ids, columns.

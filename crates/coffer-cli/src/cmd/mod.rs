@@ -15,7 +15,6 @@ pub mod seal;
 pub mod services;
 pub mod table;
 
-use std::path::Path;
 
 /// Prints `value` as pretty JSON on stdout; a closed stdout (`| head`) is an I/O error, not a
 /// panic.
@@ -27,16 +26,6 @@ pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     out.write_all(text.as_bytes())?;
     out.flush()?;
     Ok(())
-}
-
-/// The file name of `path`, as the default logical name of a sealed file.
-pub fn file_name(path: &Path) -> anyhow::Result<String> {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            crate::exit::Usage(format!("{}: no file name; pass --name", path.display())).into()
-        })
 }
 
 /// Replaces this process with the slim in-TEE binary `name` (`coffer-worker`,

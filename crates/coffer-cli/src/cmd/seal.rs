@@ -1,15 +1,12 @@
 //! `coffer seal` and `coffer unseal`: sealed files under keyring keys, and age delivery.
 
-use std::fs::File;
-use std::io::{BufReader, Read};
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use coffer_client::{AtomicFile, Home, Identity, Keyring};
-use coffer_crypto::{KeyId, KeySource, delivery, sealed};
-
-use crate::exit::Usage;
+use coffer_client::Home;
+use coffer_client::blobs::{self, SealTo};
+use coffer_crypto::KeyId;
 
 #[derive(Debug, Args)]
 pub struct SealArgs {
@@ -42,57 +39,18 @@ pub struct UnsealArgs {
 }
 
 pub fn seal(home: &Home, args: &SealArgs) -> anyhow::Result<()> {
-    let input = open(&args.input)?;
-    let mut out = AtomicFile::create(&args.output)?;
-    if let Some(key_id) = &args.key {
-        let name = match &args.name {
-            Some(n) => n.clone(),
-            None => super::file_name(&args.output)?,
-        };
-        let key = Keyring::open(home)?.key(key_id)?;
-        sealed::seal(key_id, &key, &name, input, &mut out)
-            .with_context(|| format!("sealing {}", args.input.display()))?;
-    } else {
-        let recipients = args
-            .to
-            .iter()
-            .map(|r| delivery::parse_recipient(r))
-            .collect::<Result<Vec<_>, _>>()?;
-        delivery::encrypt_to(&recipients, input, &mut out)
-            .with_context(|| format!("encrypting {} to age recipients", args.input.display()))?;
-    }
-    out.commit()?;
-    Ok(())
+    let to = match &args.key {
+        Some(key) => SealTo::Key {
+            key: key.clone(),
+            name: args.name.clone(),
+        },
+        None => SealTo::Recipients(args.to.clone()),
+    };
+    blobs::seal(home, &args.input, &args.output, &to)
+        .with_context(|| format!("sealing {}", args.input.display()))
 }
 
 pub fn unseal(home: &Home, args: &UnsealArgs) -> anyhow::Result<()> {
-    let mut input = open(&args.input)?;
-    let mut prefix = Vec::with_capacity(64);
-    (&mut input).take(64).read_to_end(&mut prefix)?;
-    let input = prefix.as_slice().chain(input);
-    let mut out = AtomicFile::create(&args.output)?;
-    let what = format!("opening {}", args.input.display());
-    if delivery::is_age(&prefix) {
-        if args.name.is_some() {
-            return Err(
-                Usage("--name applies to sealed files; age files bind no name".into()).into(),
-            );
-        }
-        let identity = Identity::load(home)?;
-        delivery::decrypt_with(identity.age_identity(), input, &mut out).context(what)?;
-    } else {
-        let name = match &args.name {
-            Some(n) => n.clone(),
-            None => super::file_name(&args.input)?,
-        };
-        let keyring = Keyring::open(home)?;
-        sealed::unseal(&keyring, &name, input, &mut out).context(what)?;
-    }
-    out.commit()?;
-    Ok(())
-}
-
-fn open(path: &PathBuf) -> anyhow::Result<BufReader<File>> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    Ok(BufReader::with_capacity(1 << 20, file))
+    blobs::unseal(home, &args.input, &args.output, args.name.as_deref())
+        .with_context(|| format!("opening {}", args.input.display()))
 }
