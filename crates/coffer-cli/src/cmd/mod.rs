@@ -15,7 +15,6 @@ pub mod seal;
 pub mod services;
 pub mod table;
 
-
 /// Prints `value` as pretty JSON on stdout; a closed stdout (`| head`) is an I/O error, not a
 /// panic.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
