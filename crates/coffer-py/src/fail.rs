@@ -21,10 +21,11 @@ impl Fail {
     }
 }
 
-impl From<coffer_client::Error> for Fail {
-    fn from(e: coffer_client::Error) -> Self {
-        let (check, message) = (e.check().to_owned(), e.to_string());
-        if e.is_refusal() {
+impl Fail {
+    /// A refusal or a usage error, as the error classifies itself.
+    fn classified(refusal: bool, check: &str, message: String) -> Self {
+        let check = check.to_owned();
+        if refusal {
             Self::Refused { check, message }
         } else {
             Self::Usage { check, message }
@@ -32,14 +33,15 @@ impl From<coffer_client::Error> for Fail {
     }
 }
 
+impl From<coffer_client::Error> for Fail {
+    fn from(e: coffer_client::Error) -> Self {
+        Self::classified(e.is_refusal(), e.check(), e.to_string())
+    }
+}
+
 impl From<coffer_parquet::Error> for Fail {
     fn from(e: coffer_parquet::Error) -> Self {
-        let (check, message) = (e.check().to_owned(), e.to_string());
-        if e.is_refusal() {
-            Self::Refused { check, message }
-        } else {
-            Self::Usage { check, message }
-        }
+        Self::classified(e.is_refusal(), e.check(), e.to_string())
     }
 }
 
