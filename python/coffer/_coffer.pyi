@@ -1,6 +1,7 @@
 """Type stubs for the native module (crates/coffer-py)."""
 
 from pathlib import Path
+from typing import Callable
 
 __version__: str
 
@@ -49,3 +50,89 @@ class NativeManifest:
     @property
     def id(self) -> str: ...
     def status_json(self, sigs: Path | None = None, predecessors: list[Path] = ...) -> str: ...
+
+class NativeBroker:
+    def __init__(self, home: Path, url: str) -> None: ...
+    @property
+    def url(self) -> str: ...
+    def pin_json(self) -> str | None: ...
+    def attest(
+        self,
+        policy: Path | None = None,
+        allow_simulation: bool = False,
+        sim_root: Path | None = None,
+    ) -> str: ...
+    def submit(self, manifest: Path, sigs: Path | None = None) -> str: ...
+    def grant(
+        self, manifest: Path, dataset: str, key: str, reuse_across_manifests: bool = False
+    ) -> str: ...
+    def revoke(self, manifest: Path, dataset: str) -> None: ...
+    def retire(self, manifest: Path) -> None: ...
+    def audit(self) -> str: ...
+
+class NativeOrchestrator:
+    def __init__(self, home: Path, url: str) -> None: ...
+    @property
+    def url(self) -> str: ...
+    def submit(
+        self,
+        manifest: Path,
+        computation: str,
+        params_json: str,
+        format: str,
+        sigs: Path | None = None,
+        predecessors: list[Path] = ...,
+    ) -> str: ...
+    def status(self, id: str) -> str: ...
+    def wait(
+        self,
+        id: str,
+        timeout: float,
+        progress: Callable[[str, float], None] | None = None,
+        storage: str | None = None,
+    ) -> str: ...
+    def results(
+        self,
+        id: str,
+        manifest: Path,
+        storage: str,
+        dir: Path | None = None,
+        sim_root: Path | None = None,
+    ) -> tuple[str, list[tuple[str, int, bytes]]]: ...
+
+class NativeBooster:
+    @staticmethod
+    def train(
+        params_json: str,
+        data: bytes | Path,
+        label: str,
+        valid: bytes | Path | None = None,
+        home: Path | None = None,
+        progress: Callable[[int, list[tuple[str, float]]], None] | None = None,
+    ) -> NativeBooster: ...
+    @staticmethod
+    def from_json(text: str) -> NativeBooster: ...
+    def to_json(self) -> str: ...
+    def save(self, path: Path) -> None: ...
+    def predict(self, data: bytes | Path, home: Path | None = None) -> bytes: ...
+    @property
+    def n_groups(self) -> int: ...
+    @property
+    def num_boosted_rounds(self) -> int: ...
+    @property
+    def best_iteration(self) -> int | None: ...
+    @property
+    def feature_names(self) -> list[str]: ...
+
+def upload(path: Path, storage: str, name: str) -> str: ...
+def download(name: str, storage: str, path: Path) -> str: ...
+def attest_verify(
+    home: Path | None,
+    tee: str,
+    evidence: bytes,
+    certs: list[bytes] = ...,
+    at: int | None = None,
+    collateral: Path | None = None,
+    sim_root: Path | None = None,
+    policy: Path | None = None,
+) -> tuple[str, tuple[str, str] | None]: ...

@@ -12,11 +12,11 @@ use coffer_attest::ratls::RaTlsCert;
 use coffer_attest::{FailedCheck, Policy, TeeKind, UnixTime, Verified, Verifier};
 use coffer_broker_api::{Info, KeyStored, ManifestStatus, SubmitManifest, UploadKey};
 use coffer_manifest::{ManifestHash, SignatureFile};
-use coffer_net::{ApiError, Connection, Endpoint, NetError};
+use coffer_net::{ApiError, Connection, Endpoint};
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use crate::{AtomicFile, Home, Identity};
+use crate::{AtomicFile, Error, Home, Identity};
 
 use coffer_net::broker as coffer_broker_api;
 
@@ -54,54 +54,6 @@ pub struct AuditHead {
     pub last_hash: String,
 }
 
-/// Why talking to a broker failed.
-#[derive(Debug, thiserror::Error)]
-pub enum BrokerClientError {
-    /// No pin for this broker yet.
-    #[error(
-        "broker {url} has not been attested from this home: run `coffer broker attest --broker {url}` first"
-    )]
-    NotAttested { url: String },
-    /// The broker's certificate did not pass appraisal (first contact or against the pin).
-    #[error("broker {url} refused by attestation: {}", render_checks(.checks))]
-    Appraisal { url: String, checks: Vec<String> },
-    /// The broker answered with a typed refusal or error.
-    #[error("broker {url}: {error}")]
-    Api { url: String, error: ApiError },
-    /// The connection failed.
-    #[error(transparent)]
-    Net(#[from] NetError),
-    /// The broker's answer did not parse.
-    #[error("broker {url}: unexpected answer: {reason}")]
-    Protocol { url: String, reason: String },
-    /// Local files.
-    #[error(transparent)]
-    Local(#[from] crate::Error),
-}
-
-fn render_checks(checks: &[String]) -> String {
-    checks.join("; ")
-}
-
-impl BrokerClientError {
-    /// Whether this is a refusal (exit 1) rather than a usage, I/O or network failure (2).
-    pub fn is_refusal(&self) -> bool {
-        match self {
-            Self::Appraisal { .. } | Self::Protocol { .. } => true,
-            Self::Api { error, .. } => error.is_refusal(),
-            Self::NotAttested { .. } | Self::Net(_) | Self::Local(_) => false,
-        }
-    }
-
-    /// The failed check's name, when the broker or the appraisal named one.
-    pub fn check(&self) -> Option<&str> {
-        match self {
-            Self::Api { error, .. } => Some(&error.check),
-            _ => None,
-        }
-    }
-}
-
 fn now() -> UnixTime {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -125,30 +77,30 @@ pub fn pin_path(home: &Home, endpoint: &Endpoint) -> PathBuf {
 }
 
 /// Reads the pin for `endpoint`, if any.
-pub fn load_pin(home: &Home, endpoint: &Endpoint) -> Result<Option<BrokerPin>, crate::Error> {
+pub fn load_pin(home: &Home, endpoint: &Endpoint) -> Result<Option<BrokerPin>, Error> {
     let path = pin_path(home, endpoint);
     match std::fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
-            crate::Error::InvalidArgument(format!("{}: not a broker pin: {e}", path.display()))
+            Error::InvalidArgument(format!("{}: not a broker pin: {e}", path.display()))
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(crate::Error::Io { path, source: e }),
+        Err(e) => Err(Error::Io { path, source: e }),
     }
 }
 
 /// Writes the pin atomically.
-pub fn save_pin(home: &Home, endpoint: &Endpoint, pin: &BrokerPin) -> Result<(), crate::Error> {
+pub fn save_pin(home: &Home, endpoint: &Endpoint, pin: &BrokerPin) -> Result<(), Error> {
     let path = pin_path(home, endpoint);
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| crate::Error::Io {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
             path: dir.to_path_buf(),
             source,
         })?;
     }
     let text = serde_json::to_string_pretty(pin)
-        .map_err(|e| crate::Error::InvalidArgument(format!("encoding the pin: {e}")))?;
+        .map_err(|e| Error::InvalidArgument(format!("encoding the pin: {e}")))?;
     let mut out = AtomicFile::create(&path)?;
-    std::io::Write::write_all(out.file(), text.as_bytes()).map_err(|source| crate::Error::Io {
+    std::io::Write::write_all(out.file(), text.as_bytes()).map_err(|source| Error::Io {
         path: path.clone(),
         source,
     })?;
@@ -187,17 +139,17 @@ async fn challenge(
     spki_der: &[u8],
     verifier: &Verifier,
     now: i64,
-) -> Result<coffer_attest::Verified, BrokerClientError> {
-    let refused = |checks: Vec<String>| BrokerClientError::Appraisal {
+) -> Result<coffer_attest::Verified, Error> {
+    let refused = |checks: Vec<String>| Error::Attestation {
         url: url.to_owned(),
         checks,
     };
     let nonce_hex = coffer_net::signed::fresh_nonce()
-        .map_err(|e| crate::Error::InvalidArgument(format!("random nonce: {e}")))?;
+        .map_err(|e| Error::InvalidArgument(format!("random nonce: {e}")))?;
     let nonce = hex::decode(&nonce_hex)
-        .map_err(|e| crate::Error::InvalidArgument(format!("random nonce: {e}")))?;
+        .map_err(|e| Error::InvalidArgument(format!("random nonce: {e}")))?;
     let body = serde_json::to_vec(&coffer_net::broker::Challenge { nonce: nonce_hex })
-        .map_err(|e| crate::Error::InvalidArgument(e.to_string()))?;
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
     // A broker making evidence for many challengers at once answers 503: wait and ask again.
     let mut resp = conn
         .send(Method::POST, coffer_net::broker::ATTEST, &[], body.clone())
@@ -218,14 +170,9 @@ async fn challenge(
         )]));
     }
     let answer: coffer_net::broker::ChallengeAnswer =
-        serde_json::from_slice(&resp.body).map_err(|e| BrokerClientError::Protocol {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })?;
-    let evidence = hex::decode(&answer.evidence).map_err(|e| BrokerClientError::Protocol {
-        url: url.to_owned(),
-        reason: format!("challenge answer: {e}"),
-    })?;
+        serde_json::from_slice(&resp.body).map_err(|e| protocol(url, e))?;
+    let evidence = hex::decode(&answer.evidence)
+        .map_err(|e| protocol(url, format!("challenge answer: {e}")))?;
     coffer_attest::ratls::verify_challenge(&evidence, spki_der, &nonce, verifier, now)
         .map_err(|c| refused(check_strings(&c)))
 }
@@ -248,15 +195,12 @@ pub struct BrokerSession {
 impl BrokerSession {
     /// First contact: appraises the broker's RA-TLS certificate with `options`, checks that
     /// its `/v1/info` names the key it attested, and returns the pin to save.
-    pub async fn attest(
-        url: &str,
-        options: &AttestOptions,
-    ) -> Result<(Self, BrokerPin), BrokerClientError> {
+    pub async fn attest(url: &str, options: &AttestOptions) -> Result<(Self, BrokerPin), Error> {
         let endpoint = Endpoint::parse(url)?;
         let url = endpoint.url();
         let conn =
             Connection::connect(&endpoint, coffer_net::client_config(None).map_err(tls)?).await?;
-        let refused = |checks: Vec<String>| BrokerClientError::Appraisal {
+        let refused = |checks: Vec<String>| Error::Attestation {
             url: url.clone(),
             checks,
         };
@@ -330,15 +274,12 @@ impl BrokerSession {
 
     /// A later contact: the broker must present the pinned TLS key with evidence that still
     /// verifies, of the pinned TEE and measurements (and pinned policy, if any).
-    pub async fn open(
-        pin: &BrokerPin,
-        verifier: Option<Verifier>,
-    ) -> Result<Self, BrokerClientError> {
+    pub async fn open(pin: &BrokerPin, verifier: Option<Verifier>) -> Result<Self, Error> {
         let endpoint = Endpoint::parse(&pin.url)?;
         let url = endpoint.url();
         let conn =
             Connection::connect(&endpoint, coffer_net::client_config(None).map_err(tls)?).await?;
-        let refused = |checks: Vec<String>| BrokerClientError::Appraisal {
+        let refused = |checks: Vec<String>| Error::Attestation {
             url: url.clone(),
             checks,
         };
@@ -410,7 +351,7 @@ impl BrokerSession {
         path: &str,
         headers: &[(&str, String)],
         body: Vec<u8>,
-    ) -> Result<bytes::Bytes, BrokerClientError> {
+    ) -> Result<bytes::Bytes, Error> {
         let resp = self.conn.send(method, path, headers, body).await?;
         if resp.status.is_success() {
             return Ok(resp.body);
@@ -429,23 +370,17 @@ impl BrokerSession {
                 ),
             )
         });
-        Err(BrokerClientError::Api {
+        Err(Error::Service {
             url: self.url.clone(),
             error,
         })
     }
 
-    fn parse<T: serde::de::DeserializeOwned>(&self, body: &[u8]) -> Result<T, BrokerClientError> {
-        serde_json::from_slice(body).map_err(|e| BrokerClientError::Protocol {
-            url: self.url.clone(),
-            reason: e.to_string(),
-        })
+    fn parse<T: serde::de::DeserializeOwned>(&self, body: &[u8]) -> Result<T, Error> {
+        serde_json::from_slice(body).map_err(|e| protocol(&self.url, e))
     }
 
-    async fn get_json<T: serde::de::DeserializeOwned>(
-        &mut self,
-        path: &str,
-    ) -> Result<T, BrokerClientError> {
+    async fn get_json<T: serde::de::DeserializeOwned>(&mut self, path: &str) -> Result<T, Error> {
         let body = self.send(Method::GET, path, &[], Vec::new()).await?;
         self.parse(&body)
     }
@@ -457,9 +392,9 @@ impl BrokerSession {
         method: Method,
         path: &str,
         body: Vec<u8>,
-    ) -> Result<bytes::Bytes, BrokerClientError> {
+    ) -> Result<bytes::Bytes, Error> {
         let nonce = coffer_net::signed::fresh_nonce()
-            .map_err(|e| crate::Error::InvalidArgument(format!("randomness: {e}")))?;
+            .map_err(|e| Error::InvalidArgument(format!("randomness: {e}")))?;
         let headers = coffer_net::sign_request(
             identity.signing_key(),
             identity.name(),
@@ -479,18 +414,18 @@ impl BrokerSession {
         identity: &Identity,
         yaml: &str,
         sigs: &SignatureFile,
-    ) -> Result<ManifestStatus, BrokerClientError> {
+    ) -> Result<ManifestStatus, Error> {
         let signatures: serde_json::Value = serde_json::from_str(
             &sigs
                 .to_json()
-                .map_err(|e| crate::Error::InvalidArgument(format!("signature file: {e}")))?,
+                .map_err(|e| Error::InvalidArgument(format!("signature file: {e}")))?,
         )
-        .map_err(|e| crate::Error::InvalidArgument(format!("signature file: {e}")))?;
+        .map_err(|e| Error::InvalidArgument(format!("signature file: {e}")))?;
         let body = serde_json::to_vec(&SubmitManifest {
             manifest: yaml.to_owned(),
             signatures,
         })
-        .map_err(|e| crate::Error::InvalidArgument(e.to_string()))?;
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let resp = self
             .signed(identity, Method::POST, coffer_net::broker::MANIFESTS, body)
             .await?;
@@ -504,14 +439,14 @@ impl BrokerSession {
         manifest: &ManifestHash,
         dataset: &str,
         key: &coffer_crypto::SecretKey,
-    ) -> Result<KeyStored, BrokerClientError> {
+    ) -> Result<KeyStored, Error> {
         let body = zeroize::Zeroizing::new(
             serde_json::to_vec(&UploadKey {
                 manifest: *manifest,
                 dataset: dataset.to_owned(),
                 key: hex::encode(key.expose_secret()),
             })
-            .map_err(|e| crate::Error::InvalidArgument(e.to_string()))?,
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?,
         );
         let resp = self
             .signed(
@@ -531,12 +466,12 @@ impl BrokerSession {
         identity: &Identity,
         manifest: &ManifestHash,
         dataset: &str,
-    ) -> Result<serde_json::Value, BrokerClientError> {
+    ) -> Result<serde_json::Value, Error> {
         let body = serde_json::to_vec(&coffer_net::broker::RevokeKey {
             manifest: *manifest,
             dataset: dataset.to_owned(),
         })
-        .map_err(|e| crate::Error::InvalidArgument(e.to_string()))?;
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let resp = self
             .signed(identity, Method::POST, coffer_net::broker::REVOKE, body)
             .await?;
@@ -549,11 +484,11 @@ impl BrokerSession {
         &mut self,
         identity: &Identity,
         manifest: &ManifestHash,
-    ) -> Result<serde_json::Value, BrokerClientError> {
+    ) -> Result<serde_json::Value, Error> {
         let body = serde_json::to_vec(&coffer_net::broker::RetireManifest {
             manifest: *manifest,
         })
-        .map_err(|e| crate::Error::InvalidArgument(e.to_string()))?;
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let resp = self
             .signed(identity, Method::POST, coffer_net::broker::RETIRE, body)
             .await?;
@@ -561,10 +496,7 @@ impl BrokerSession {
     }
 
     /// The whole audit log, as the JSON lines the broker serves.
-    pub async fn fetch_audit(
-        &mut self,
-        identity: &Identity,
-    ) -> Result<bytes::Bytes, BrokerClientError> {
+    pub async fn fetch_audit(&mut self, identity: &Identity) -> Result<bytes::Bytes, Error> {
         self.signed(identity, Method::GET, coffer_net::broker::AUDIT, Vec::new())
             .await
     }
@@ -577,8 +509,181 @@ fn render_map(m: &BTreeMap<String, String>) -> String {
         .join(",")
 }
 
-fn tls(e: rustls::Error) -> BrokerClientError {
-    BrokerClientError::Local(crate::Error::InvalidArgument(format!(
-        "TLS configuration: {e}"
-    )))
+fn tls(e: rustls::Error) -> Error {
+    Error::InvalidArgument(format!("TLS configuration: {e}"))
+}
+
+/// An answer that does not parse.
+fn protocol(url: &str, reason: impl std::fmt::Display) -> Error {
+    Error::Service {
+        url: url.to_owned(),
+        error: ApiError::new(
+            "internal",
+            "protocol",
+            format!("unexpected answer: {reason}"),
+        ),
+    }
+}
+
+/// A broker as one party uses it, from its home: [`Broker::attest`] pins it, and every later
+/// call opens a session checked against that pin before sending anything.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    home: Home,
+    endpoint: Endpoint,
+}
+
+impl Broker {
+    /// The broker at `https://HOST:PORT`, as seen from `home`.
+    pub fn new(home: &Home, url: &str) -> Result<Self, Error> {
+        let endpoint = Endpoint::parse(url)
+            .map_err(|e| Error::InvalidArgument(format!("broker {url}: {e}")))?;
+        Ok(Self {
+            home: home.clone(),
+            endpoint,
+        })
+    }
+
+    /// Its normalised URL.
+    pub fn url(&self) -> String {
+        self.endpoint.url()
+    }
+
+    /// Where its pin lives.
+    pub fn pin_path(&self) -> PathBuf {
+        pin_path(&self.home, &self.endpoint)
+    }
+
+    /// The pin, if this home attested the broker.
+    pub fn pin(&self) -> Result<Option<BrokerPin>, Error> {
+        load_pin(&self.home, &self.endpoint)
+    }
+
+    /// Appraises the broker with `options` and saves the pin. A broker attested again with
+    /// the same audit key keeps the audit head already seen from it (so a re-attestation
+    /// cannot hide a truncated log).
+    pub async fn attest(&self, options: &AttestOptions) -> Result<BrokerPin, Error> {
+        let (_session, mut pin) = BrokerSession::attest(&self.url(), options).await?;
+        if let Some(old) = self.pin()?
+            && old.audit_key == pin.audit_key
+        {
+            pin.audit_head = old.audit_head;
+        }
+        save_pin(&self.home, &self.endpoint, &pin)?;
+        Ok(pin)
+    }
+
+    /// A session checked against the pin (`not_attested` without one).
+    pub async fn session(&self) -> Result<(BrokerSession, BrokerPin), Error> {
+        let pin = self
+            .pin()?
+            .ok_or_else(|| Error::NotAttested { url: self.url() })?;
+        let session = BrokerSession::open(&pin, None).await?;
+        Ok((session, pin))
+    }
+
+    /// Submits the manifest at `path` with the signatures in `sigs` (default `PATH.sigs`;
+    /// none yet is an empty file). Returns the broker's judgement of it.
+    pub async fn submit(
+        &self,
+        identity: &Identity,
+        path: &std::path::Path,
+        sigs: Option<&std::path::Path>,
+    ) -> Result<ManifestStatus, Error> {
+        let (yaml, manifest) = crate::manifests::load(path)?;
+        let sigs =
+            crate::manifests::load_signatures(&crate::jobs::sigs_path(path, sigs), &manifest)?;
+        let (mut s, _) = self.session().await?;
+        s.submit_manifest(identity, &yaml, &sigs).await
+    }
+
+    /// Uploads keyring key `key` as dataset `dataset`'s key under `manifest`, and records the
+    /// grant. A key already granted to a manifest whose enclave policy differs is refused
+    /// (`key_reuse`) unless `reuse_across_manifests`: a worker passing the weaker policy
+    /// would receive it and could open every file encrypted under it.
+    pub async fn grant(
+        &self,
+        identity: &Identity,
+        manifest: &coffer_manifest::Manifest,
+        dataset: &str,
+        key: &coffer_crypto::KeyId,
+        reuse_across_manifests: bool,
+    ) -> Result<KeyStored, Error> {
+        use crate::grants::{Grant, Grants, Weaker};
+        use coffer_crypto::KeySource;
+        let secret = crate::Keyring::open(&self.home)?.key(key)?;
+        let mut grants = Grants::load(&self.home)?;
+        let hash = manifest.hash().to_string();
+        let conflicts = grants.conflicts(key.as_str(), &hash, manifest.policy());
+        if !conflicts.is_empty() && !reuse_across_manifests {
+            let lines: Vec<String> = conflicts
+                .iter()
+                .map(|c| {
+                    let why = match c.weaker {
+                        Weaker::Earlier => {
+                            "its enclave policy admits workers this manifest's does not"
+                        }
+                        Weaker::New => "this manifest's enclave policy admits workers its does not",
+                        Weaker::Both => "each enclave policy admits workers the other does not",
+                    };
+                    format!("  {}: {why}", c.manifest)
+                })
+                .collect();
+            return Err(Error::Refused {
+                check: "key_reuse".into(),
+                message: format!(
+                    "key {key} was granted to another manifest with a different enclave \
+                     policy:\n{}\nA worker that passes the weaker policy receives the key and \
+                     can open every file encrypted under it, the stronger manifest's too. Use a \
+                     new key (coffer key new, then encrypt again), or accept that explicitly \
+                     (--reuse-across-manifests).",
+                    lines.join("\n")
+                ),
+            });
+        }
+        let (mut s, _) = self.session().await?;
+        let stored = s
+            .grant_key(identity, &manifest.hash(), dataset, &secret)
+            .await?;
+        grants.record(Grant {
+            key: key.as_str().to_owned(),
+            manifest: hash,
+            policy: manifest.policy().clone(),
+        })?;
+        Ok(stored)
+    }
+
+    /// Revokes this party's grant for `dataset` under `manifest`.
+    pub async fn revoke(
+        &self,
+        identity: &Identity,
+        manifest: &ManifestHash,
+        dataset: &str,
+    ) -> Result<(), Error> {
+        let (mut s, _) = self.session().await?;
+        s.revoke_key(identity, manifest, dataset).await.map(drop)
+    }
+
+    /// Retires `manifest`: the broker releases no key for it any more.
+    pub async fn retire(&self, identity: &Identity, manifest: &ManifestHash) -> Result<(), Error> {
+        let (mut s, _) = self.session().await?;
+        s.retire_manifest(identity, manifest).await.map(drop)
+    }
+
+    /// Fetches the broker's audit log and verifies it against the pin: signed by the pinned
+    /// audit key, chained, and extending the head seen last. The pin then holds the new head.
+    pub async fn audit(&self, identity: &Identity) -> Result<crate::audit::AuditLog, Error> {
+        let (mut s, pin) = self.session().await?;
+        let body = s.fetch_audit(identity).await?;
+        let text = String::from_utf8(body.to_vec())
+            .map_err(|_| crate::audit::refused("not UTF-8".to_owned()))?;
+        let log = crate::audit::AuditLog::verify(text, crate::audit::Trust::Pin(&pin))?;
+        let mut pin = pin;
+        pin.audit_head = Some(AuditHead {
+            len: log.head.len,
+            last_hash: log.head.last_hash.clone(),
+        });
+        save_pin(&self.home, &self.endpoint, &pin)?;
+        Ok(log)
+    }
 }

@@ -57,6 +57,21 @@ pub enum Error {
         message: String,
         detail: Option<Box<coffer_net::job::FailureDetail>>,
     },
+    /// No pin for this broker in this home yet.
+    #[error(
+        "broker {url} has not been attested from this home: run `coffer broker attest --broker {url}` first"
+    )]
+    NotAttested { url: String },
+    /// A broker's evidence or certificate did not pass appraisal (first contact or against
+    /// the pin). Each entry is `[check] message`.
+    #[error("broker {url} refused by attestation: {}", .checks.join("; "))]
+    Attestation { url: String, checks: Vec<String> },
+    /// Reading, writing or decrypting a table.
+    #[error(transparent)]
+    Parquet(#[from] coffer_parquet::Error),
+    /// A connection failed before any answer.
+    #[error(transparent)]
+    Net(#[from] coffer_net::NetError),
     /// The job was not final within the time allowed.
     #[error("job {job} still {state} after {secs}s")]
     Timeout {
@@ -98,6 +113,14 @@ impl Error {
             Self::Manifest { source, .. } => source.check(),
             Self::Unreachable { .. } => "unreachable",
             Self::Timeout { .. } => "timeout",
+            Self::NotAttested { .. } => "not_attested",
+            Self::Attestation { checks, .. } => checks
+                .first()
+                .and_then(|c| c.strip_prefix('['))
+                .and_then(|c| c.split_once(']'))
+                .map_or("attestation", |(name, _)| name),
+            Self::Net(_) => "unreachable",
+            Self::Parquet(p) => p.check(),
         }
     }
 
@@ -108,8 +131,11 @@ impl Error {
             | Self::InvalidArgument(_)
             | Self::NoIdentity { .. }
             | Self::Unreachable { .. }
-            | Self::Timeout { .. } => false,
+            | Self::Timeout { .. }
+            | Self::NotAttested { .. }
+            | Self::Net(_) => false,
             Self::Service { error, .. } => error.is_refusal(),
+            Self::Parquet(p) => p.is_refusal(),
             Self::Manifest { source, .. } => !matches!(
                 source,
                 coffer_manifest::Error::PredecessorRequired { .. }

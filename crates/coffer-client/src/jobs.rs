@@ -398,6 +398,38 @@ pub fn sim_roots(home: &Home, explicit: Option<[u8; 32]>) -> Vec<[u8; 32]> {
     roots
 }
 
+/// Opens the storage at `url` (`file:///DIR` or a directory).
+pub fn storage(url: &str) -> Result<Storage, Error> {
+    Storage::open(url).map_err(|e| Error::InvalidArgument(e.to_string()))
+}
+
+fn storage_error(name: &str) -> impl FnOnce(coffer_net::storage::StorageError) -> Error + '_ {
+    move |e| Error::Unreachable {
+        url: name.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+/// Puts the file at `path` (ciphertext) into `storage` as `name`; returns its digest.
+pub async fn upload(storage: &Storage, path: &Path, name: &str) -> Result<String, Error> {
+    let bytes = std::fs::read(path).map_err(Error::io(path))?;
+    let d = digest(&bytes);
+    storage
+        .put(name, bytes.into())
+        .await
+        .map_err(storage_error(name))?;
+    Ok(d)
+}
+
+/// Gets object `name` from `storage` into `path` (whole or not at all); returns its digest.
+pub async fn download(storage: &Storage, name: &str, path: &Path) -> Result<String, Error> {
+    let bytes = storage.get(name).await.map_err(storage_error(name))?;
+    let mut out = AtomicFile::create(path)?;
+    std::io::Write::write_all(out.file(), &bytes).map_err(Error::io(path))?;
+    out.commit()?;
+    Ok(digest(&bytes))
+}
+
 /// One decrypted output of a job, addressed to this party.
 #[derive(Debug)]
 pub struct Output {

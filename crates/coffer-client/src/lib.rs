@@ -17,10 +17,13 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
 
+pub mod attest;
+pub mod audit;
 pub mod blobs;
 pub mod broker;
 mod error;
 mod fsutil;
+pub mod gbdt;
 pub mod grants;
 mod home;
 mod identity;

@@ -6,6 +6,8 @@
 //! encryption, decryption) release the GIL.
 
 mod fail;
+mod ml;
+mod net;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use pyo3::types::PyBytes;
 
 use crate::fail::{Fail, Result};
 
-fn key_id(id: &str) -> Result<KeyId> {
+pub(crate) fn key_id(id: &str) -> Result<KeyId> {
     KeyId::new(id).map_err(|e| Fail::usage("key_id", e.to_string()))
 }
 
@@ -321,6 +323,12 @@ impl NativeManifest {
 fn _coffer(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeParty>()?;
     m.add_class::<NativeManifest>()?;
+    m.add_class::<net::NativeBroker>()?;
+    m.add_class::<net::NativeOrchestrator>()?;
+    m.add_class::<ml::NativeBooster>()?;
+    m.add_function(wrap_pyfunction!(net::upload, m)?)?;
+    m.add_function(wrap_pyfunction!(net::download, m)?)?;
+    m.add_function(wrap_pyfunction!(ml::attest_verify, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

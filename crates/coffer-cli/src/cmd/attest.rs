@@ -7,23 +7,18 @@
 //! forged, stale — is a refusal (exit 1) with the failed check named; unreadable input files and
 //! unparsable policies or collateral are usage/I-O errors (exit 2).
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use base64::Engine;
 use clap::{Args, Subcommand, ValueEnum};
-use coffer_attest::dcap::{Collateral, PcsFiles};
-use coffer_attest::ratls::{IssueError, KeyAlg, RaTlsCert, RaTlsIdentity};
-use coffer_attest::{
-    Evidence, FailedCheck, MAX_EVIDENCE_LEN, Policy, TcbStatus, TeeKind, UnixTime, Verified,
-    Verifier,
+use coffer_attest::ratls::{IssueError, KeyAlg, RaTlsIdentity};
+use coffer_attest::{TeeKind, UnixTime};
+use coffer_client::attest::{
+    Appraisal, Appraiser, MAX_INPUT_LEN, TrustFiles, read_bounded, read_certs,
 };
 use coffer_client::{AtomicFile, Home};
 use coffer_tee::EvidenceSource;
-use coffer_tee::sim::PLATFORM_PUB_FILE;
-use serde::Serialize;
 
 use super::print_json;
 use crate::exit::Usage;
@@ -31,12 +26,6 @@ use crate::exit::Usage;
 /// Printed to stderr whenever simulated evidence is produced or verified.
 const SIM_WARNING: &str = "WARNING: simulated evidence proves nothing: whoever holds the sim \
                            platform key can sign any measurement. Development and tests only.";
-
-/// Upper bound on an input file read whole (evidence in hex is twice the evidence's size).
-const MAX_INPUT_LEN: u64 = 4 * MAX_EVIDENCE_LEN as u64;
-
-/// Upper bound on a policy or collateral file.
-const MAX_TEXT_LEN: u64 = 4 << 20;
 
 #[derive(Debug, Subcommand)]
 pub enum AttestCommand {
@@ -198,124 +187,26 @@ pub fn measure(args: &MeasureArgs) -> anyhow::Result<()> {
     }
 }
 
-/// What `attest verify` and `attest verify-cert` print.
-#[derive(Debug, Serialize)]
-struct Report {
-    tee: Option<TeeKind>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    simulated: bool,
-    verified: bool,
-    tcb_status: Option<TcbStatus>,
-    advisories: Vec<String>,
-    debug: Option<bool>,
-    measurements: Option<BTreeMap<String, String>>,
-    report_data: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_bound: Option<bool>,
-    accepted: Option<bool>,
-    failed_checks: Vec<FailedCheck>,
-}
-
-impl Report {
-    fn new(tee: Option<TeeKind>, verified: Result<&Verified, &coffer_attest::Error>) -> Self {
-        let mut report = Self {
-            tee,
-            simulated: tee == Some(TeeKind::Sim),
-            verified: false,
-            tcb_status: None,
-            advisories: Vec::new(),
-            debug: None,
-            measurements: None,
-            report_data: None,
-            key_bound: None,
-            accepted: None,
-            failed_checks: Vec::new(),
-        };
-        match verified {
-            Ok(v) => {
-                report.verified = true;
-                report.tcb_status = v.tcb_status;
-                report.advisories.clone_from(&v.advisories);
-                report.debug = Some(v.claims.debug());
-                report.measurements = Some(
-                    v.claims
-                        .measurements()
-                        .into_iter()
-                        .map(|(k, m)| (k, hex::encode(m)))
-                        .collect(),
-                );
-                report.report_data = Some(hex::encode(v.claims.report_data()));
-            }
-            Err(e) => report.failed_checks.push(FailedCheck::Evidence {
-                check: e.check(),
-                reason: e.to_string(),
-            }),
-        }
-        report
+/// Prints the appraisal; an error (exit 1) unless everything passed.
+fn finish(report: &Appraisal) -> anyhow::Result<()> {
+    if report.simulated {
+        eprintln!("{SIM_WARNING}");
     }
-
-    /// Prints the report; an error (exit 1) unless everything passed.
-    fn finish(self) -> anyhow::Result<()> {
-        if self.simulated {
-            eprintln!("{SIM_WARNING}");
-        }
-        print_json(&self)?;
-        let ok = self.verified
-            && self.failed_checks.is_empty()
-            && self.accepted != Some(false)
-            && self.key_bound != Some(false);
-        if ok {
-            return Ok(());
-        }
-        let reasons: Vec<String> = self.failed_checks.iter().map(ToString::to_string).collect();
-        if self.verified {
-            Err(anyhow::anyhow!("refused: {}", reasons.join("; ")))
-        } else {
-            Err(anyhow::anyhow!("{}", reasons.join("; ")))
-        }
+    print_json(report)?;
+    match report.refusal() {
+        None => Ok(()),
+        Some(e) => Err(e.into()),
     }
 }
 
-/// Policy, time and trust roots, loaded.
-struct Trust {
-    verifier: Verifier,
-    policy: Option<Policy>,
-    now: UnixTime,
-}
-
-impl Trust {
-    fn load(home: &Home, args: &TrustArgs) -> anyhow::Result<Self> {
-        let policy = args.policy.as_deref().map(load_policy).transpose()?;
-        let mut verifier = Verifier::new();
-        if let Some(path) = &args.collateral {
-            verifier = verifier.with_collateral(load_collateral(path)?);
-        }
-        if let Some(root) = sim_root(home, args.sim_root.as_deref())? {
-            verifier = verifier.with_sim_root(root);
-        }
-        let now = match args.at {
-            Some(t) => t,
-            None => system_now()?,
-        };
-        Ok(Self {
-            verifier,
-            policy,
-            now,
-        })
-    }
-
-    /// The policy's failed checks into `report`, and whether it accepted.
-    fn appraise(&self, verified: Option<&Verified>, report: &mut Report) {
-        let Some(policy) = &self.policy else { return };
-        match verified {
-            Some(v) => {
-                let failed = policy.check(v, self.now);
-                report.failed_checks.extend(failed);
-                report.accepted = Some(report.failed_checks.is_empty());
-            }
-            None => report.accepted = Some(false),
-        }
-    }
+fn appraiser(home: &Home, args: &TrustArgs) -> anyhow::Result<Appraiser> {
+    let files = TrustFiles {
+        policy: args.policy.clone(),
+        at: args.at,
+        collateral: args.collateral.clone(),
+        sim_root: args.sim_root.clone(),
+    };
+    Ok(Appraiser::load(home, &files)?)
 }
 
 fn verify(home: &Home, args: &VerifyArgs) -> anyhow::Result<()> {
@@ -331,47 +222,13 @@ fn verify(home: &Home, args: &VerifyArgs) -> anyhow::Result<()> {
         Some(path) => read_certs(path)?,
         None => Vec::new(),
     };
-    let trust = Trust::load(home, &args.trust)?;
-    let result = Evidence::from_parts(args.tee, decode_evidence(&raw), certs)
-        .and_then(|ev| trust.verifier.verify(&ev, trust.now));
-    let mut report = Report::new(Some(args.tee), result.as_ref());
-    trust.appraise(result.as_ref().ok(), &mut report);
-    report.finish()
+    finish(&appraiser(home, &args.trust)?.evidence(args.tee, &raw, certs))
 }
 
 fn verify_cert(home: &Home, args: &VerifyCertArgs) -> anyhow::Result<()> {
     let bytes = read_bounded(&args.cert, MAX_INPUT_LEN)?;
-    let trust = Trust::load(home, &args.trust)?;
-    let cert = match RaTlsCert::from_pem(&bytes) {
-        Ok(c) => c,
-        Err(e) => {
-            let mut report = Report::new(None, Err(&e));
-            report.key_bound = Some(false);
-            trust.appraise(None, &mut report);
-            return report.finish();
-        }
-    };
-    let evidence = cert.evidence();
-    let result = trust.verifier.verify(&evidence, trust.now);
-    let mut report = Report::new(Some(evidence.tee()), result.as_ref());
-    match &result {
-        Ok(v) => {
-            let binding = cert.binding_checks(
-                v.claims.report_data(),
-                args.nonce.as_ref().map(|n| n.0.as_slice()),
-            );
-            report.key_bound = Some(!binding.contains(&FailedCheck::KeyNotBound));
-            report.failed_checks.extend(binding);
-        }
-        Err(_) => report.key_bound = Some(false),
-    }
-    if let Some(policy) = &trust.policy {
-        if let Ok(v) = &result {
-            report.failed_checks.extend(policy.check(v, trust.now));
-        }
-        report.accepted = Some(report.verified && report.failed_checks.is_empty());
-    }
-    report.finish()
+    let nonce = args.nonce.as_ref().map(|n| n.0.as_slice());
+    finish(&appraiser(home, &args.trust)?.certificate(&bytes, nonce))
 }
 
 fn evidence(home: &Home, args: &EvidenceArgs) -> anyhow::Result<()> {
@@ -440,135 +297,9 @@ fn open_source(
     Ok(tee_backend(backend).open(home.root(), debug)?)
 }
 
-/// Evidence bytes from a file's contents: hex text (optional `0x`), else base64 text, else the
-/// bytes themselves. Whitespace around and inside the text is ignored.
-pub fn decode_evidence(raw: &[u8]) -> Vec<u8> {
-    let text: Vec<u8> = raw
-        .iter()
-        .copied()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
-    if text.is_empty() {
-        return raw.to_vec();
-    }
-    let hex_text = text.strip_prefix(b"0x").unwrap_or(&text);
-    if !hex_text.is_empty()
-        && hex_text.len().is_multiple_of(2)
-        && hex_text.iter().all(u8::is_ascii_hexdigit)
-        && let Ok(bytes) = hex::decode(hex_text)
-    {
-        return bytes;
-    }
-    let base64 = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        base64::engine::GeneralPurposeConfig::new()
-            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-    );
-    if let Ok(bytes) = base64.decode(&text) {
-        return bytes;
-    }
-    raw.to_vec()
-}
-
-/// The certificates in `path`: the file, or every regular file in the directory, by name.
-fn read_certs(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
-    if !meta.is_dir() {
-        return Ok(vec![read_bounded(path, MAX_INPUT_LEN)?]);
-    }
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(path).with_context(|| format!("reading {}", path.display()))? {
-        let entry = entry.with_context(|| format!("reading {}", path.display()))?;
-        let p = entry.path();
-        if std::fs::metadata(&p).is_ok_and(|m| m.is_file()) {
-            files.push(p);
-        }
-    }
-    files.sort();
-    if files.is_empty() {
-        return Err(Usage(format!("{}: no certificate files", path.display())).into());
-    }
-    files
-        .iter()
-        .map(|p| read_bounded(p, MAX_INPUT_LEN))
-        .collect()
-}
-
-/// DCAP collateral from a dcap-qvl JSON file, an Intel PCS TCB info file, or a directory of
-/// PCS files (whose TCB info file is the one `.json` with a top-level `tcbInfo`).
-fn load_collateral(path: &Path) -> anyhow::Result<Collateral> {
-    let bad = |e: coffer_attest::Error| Usage(format!("collateral {}: {e}", path.display()));
-    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
-    if meta.is_dir() {
-        let mut found = Vec::new();
-        for entry in
-            std::fs::read_dir(path).with_context(|| format!("reading {}", path.display()))?
-        {
-            let entry = entry.with_context(|| format!("reading {}", path.display()))?;
-            let p = entry.path();
-            if p.extension().is_some_and(|e| e == "json")
-                && std::fs::metadata(&p).is_ok_and(|m| m.is_file())
-                && is_tcb_info(&read_text(&p)?)
-            {
-                found.push(entry.file_name());
-            }
-        }
-        found.sort();
-        let name = match found.as_slice() {
-            [one] => one.to_string_lossy().into_owned(),
-            [] => {
-                return Err(Usage(format!(
-                    "collateral {}: no .json file with a top-level \"tcbInfo\"",
-                    path.display()
-                ))
-                .into());
-            }
-            several => {
-                let names: Vec<_> = several.iter().map(|n| n.to_string_lossy()).collect();
-                return Err(Usage(format!(
-                    "collateral {}: several TCB info files ({}); pass the one to use as \
-                     --collateral",
-                    path.display(),
-                    names.join(", ")
-                ))
-                .into());
-            }
-        };
-        return Collateral::from_pcs_files(&PcsFiles::in_dir(path, &name))
-            .map_err(|e| bad(e).into());
-    }
-    let text = read_text(path)?;
-    if is_tcb_info(&text) {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        return Collateral::from_pcs_files(&PcsFiles::in_dir(dir, &name))
-            .map_err(|e| bad(e).into());
-    }
-    Collateral::from_dcap_qvl_json(&text).map_err(|e| bad(e).into())
-}
-
-/// Whether `text` is a JSON object with a top-level `tcbInfo` (an Intel PCS TCB info file).
-fn is_tcb_info(text: &str) -> bool {
-    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
-        .is_ok_and(|m| m.contains_key("tcbInfo"))
-}
-
-/// An appraisal policy file (YAML or JSON, as a manifest's `enclave:` section).
-pub fn load_policy(path: &Path) -> anyhow::Result<Policy> {
-    let text = read_text(path)?;
-    Ok(Policy::from_yaml(&text).map_err(|e| Usage(format!("policy {}: {e}", path.display())))?)
-}
-
 /// The sim platform key in `path` (64 hex digits or 32 raw bytes).
 pub fn read_sim_root(path: &Path) -> anyhow::Result<[u8; 32]> {
-    sim_root(&Home::new(""), Some(path))?
-        .ok_or_else(|| Usage(format!("{}: no sim root", path.display())).into())
+    Ok(coffer_client::attest::read_sim_root(path)?)
 }
 
 /// The service backend for a CLI backend name.
@@ -579,50 +310,6 @@ pub fn tee_backend(backend: Backend) -> coffer_tee::Backend {
         Backend::Tsm => coffer_tee::Backend::Tsm,
         Backend::Nitro => coffer_tee::Backend::Nitro,
     }
-}
-
-/// The sim root in `path` (64 hex digits or 32 raw bytes), else the home's, if any.
-pub fn sim_root(home: &Home, path: Option<&Path>) -> anyhow::Result<Option<[u8; 32]>> {
-    let (path, explicit) = match path {
-        Some(p) => (p.to_path_buf(), true),
-        None => (home.root().join(PLATFORM_PUB_FILE), false),
-    };
-    if !explicit && !path.exists() {
-        return Ok(None);
-    }
-    let bytes = read_bounded(&path, 4096)?;
-    let trimmed = String::from_utf8(bytes.clone())
-        .ok()
-        .and_then(|t| hex::decode(t.trim()).ok());
-    let key = match trimmed {
-        Some(k) => k,
-        None => bytes,
-    };
-    let key: [u8; 32] = key.as_slice().try_into().map_err(|_| {
-        Usage(format!(
-            "sim root {}: expected 64 hex digits or 32 raw bytes",
-            path.display()
-        ))
-    })?;
-    Ok(Some(key))
-}
-
-/// Reads at most `limit` bytes of `path`; a longer file is a usage error.
-fn read_bounded(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
-    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut bytes = Vec::new();
-    file.take(limit.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("reading {}", path.display()))?;
-    if u64::try_from(bytes.len()).map_or(true, |n| n > limit) {
-        return Err(Usage(format!("{}: larger than {limit} bytes", path.display())).into());
-    }
-    Ok(bytes)
-}
-
-fn read_text(path: &Path) -> anyhow::Result<String> {
-    String::from_utf8(read_bounded(path, MAX_TEXT_LEN)?)
-        .map_err(|_| Usage(format!("{}: not UTF-8 text", path.display())).into())
 }
 
 fn system_now() -> anyhow::Result<UnixTime> {
@@ -683,35 +370,6 @@ fn set_mode(_file: &std::fs::File, _mode: u32) -> std::io::Result<()> {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-
-    const BYTES: &[u8] = &[0x00, 0xff, 0x10, 0x7e, 0x80, 0x01, 0xfb, 0xef];
-
-    #[test]
-    fn hex_is_decoded_with_prefix_and_whitespace() {
-        assert_eq!(decode_evidence(b"00ff107e8001fbef"), BYTES);
-        assert_eq!(decode_evidence(b"  0x00FF107E8001fbef\n"), BYTES);
-        assert_eq!(decode_evidence(b"00ff107e\n8001fbef\r\n"), BYTES);
-    }
-
-    #[test]
-    fn base64_is_decoded_with_whitespace_and_optional_padding() {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(BYTES);
-        assert_eq!(decode_evidence(b64.as_bytes()), BYTES);
-        let wrapped = format!("\n{}\n{}\n", &b64[..4], &b64[4..]);
-        assert_eq!(decode_evidence(wrapped.as_bytes()), BYTES);
-        assert_eq!(decode_evidence(b64.trim_end_matches('=').as_bytes()), BYTES);
-    }
-
-    #[test]
-    fn anything_else_is_raw() {
-        assert_eq!(decode_evidence(BYTES), BYTES);
-        // Neither hex nor base64.
-        assert_eq!(decode_evidence(b"abc!"), b"abc!");
-        assert_eq!(decode_evidence(b""), b"");
-        assert_eq!(decode_evidence(b" \n"), b" \n");
-        // Not base64: a character outside the alphabet.
-        assert_eq!(decode_evidence(b"ab-d"), b"ab-d");
-    }
 
     #[test]
     fn report_data_is_padded_and_bounded() {

@@ -8,15 +8,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use coffer_client::broker::{
-    AttestOptions, AuditHead, BrokerClientError, BrokerPin, BrokerSession, load_pin, save_pin,
-};
-use coffer_client::{AtomicFile, Home, Identity, Keyring};
-use coffer_crypto::{KeyId, KeySource};
-use coffer_manifest::{Manifest, SignatureFile};
-use coffer_net::Endpoint;
-use coffer_net::audit::{AuditError, LogHead, SignedEntry, verify_extends, verify_log};
-use ed25519_dalek::VerifyingKey;
+use coffer_client::audit::{AuditLog, Trust};
+use coffer_client::broker::{AttestOptions, Broker};
+use coffer_client::{AtomicFile, Home, Identity};
+use coffer_crypto::KeyId;
 
 use crate::exit::Usage;
 
@@ -163,12 +158,6 @@ pub enum AuditCommand {
     },
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
-}
-
 pub fn run(home: &Home, command: BrokerCommand) -> anyhow::Result<()> {
     match command {
         BrokerCommand::Serve(args) => serve(home, args),
@@ -205,39 +194,15 @@ fn serve(home: &Home, args: ServeArgs) -> anyhow::Result<()> {
 #[error("{0}")]
 pub struct Refused(pub String);
 
-/// Maps a broker-client error to the CLI's exit codes: refusals 1, the rest 2.
-fn client_error(e: BrokerClientError) -> anyhow::Error {
-    if e.is_refusal() {
-        anyhow::Error::new(Refused(e.to_string()))
-    } else {
-        anyhow::Error::new(Usage(e.to_string()))
-    }
-}
-
 fn attest(home: &Home, args: &AttestArgs) -> anyhow::Result<()> {
-    let endpoint = Endpoint::parse(&args.broker).map_err(|e| Usage(e.to_string()))?;
-    let policy = args
-        .policy
-        .as_deref()
-        .map(super::attest::load_policy)
-        .transpose()?;
-    let sim_root = super::attest::sim_root(home, args.sim_root.as_deref())?;
+    let broker = Broker::new(home, &args.broker)?;
     let options = AttestOptions {
-        policy,
+        policy: args.policy.as_deref().map(load_policy).transpose()?,
         allow_simulation: args.allow_simulation,
-        sim_root,
+        sim_root: coffer_client::attest::sim_root(home, args.sim_root.as_deref())?,
         verifier: None,
     };
-    let (_session, mut pin) = runtime()?
-        .block_on(BrokerSession::attest(&endpoint.url(), &options))
-        .map_err(client_error)?;
-    // A re-attested broker keeps the audit head already seen from it.
-    if let Some(old) = load_pin(home, &endpoint)?
-        && old.audit_key == pin.audit_key
-    {
-        pin.audit_head = old.audit_head;
-    }
-    save_pin(home, &endpoint, &pin)?;
+    let pin = super::block_on(broker.attest(&options))?;
     if pin.policy.is_none() {
         eprintln!(
             "WARNING: no --policy given: pinned the TEE and measurement this broker showed on \
@@ -268,50 +233,23 @@ fn attest(home: &Home, args: &AttestArgs) -> anyhow::Result<()> {
         if pin.simulated { " (SIMULATED)" } else { "" },
         pin.tls_spki_sha256,
         pin.audit_key,
-        coffer_client::broker::pin_path(home, &endpoint).display()
+        broker.pin_path().display()
     );
     Ok(())
 }
 
-/// Opens an attested session to the pinned broker at `url`.
-async fn session(home: &Home, url: &str) -> anyhow::Result<(BrokerSession, BrokerPin, Endpoint)> {
-    let endpoint = Endpoint::parse(url).map_err(|e| Usage(e.to_string()))?;
-    let pin = load_pin(home, &endpoint)?.ok_or_else(|| {
-        client_error(BrokerClientError::NotAttested {
-            url: endpoint.url(),
-        })
-    })?;
-    let session = BrokerSession::open(&pin, None)
-        .await
-        .map_err(client_error)?;
-    Ok((session, pin, endpoint))
+fn load_policy(path: &Path) -> anyhow::Result<coffer_attest::Policy> {
+    Ok(coffer_client::attest::load_policy(path)?)
 }
 
-fn read_text(path: &Path) -> anyhow::Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+fn manifest_hash(path: &Path) -> anyhow::Result<coffer_manifest::ManifestHash> {
+    Ok(coffer_client::manifests::load(path)?.1.hash())
 }
 
 pub fn submit(home: &Home, args: &SubmitArgs) -> anyhow::Result<()> {
-    let yaml = read_text(&args.file)?;
-    let manifest = Manifest::from_yaml(&yaml).with_context(|| args.file.display().to_string())?;
-    let sigs_path = args.sigs.clone().unwrap_or_else(|| {
-        let mut p = args.file.clone().into_os_string();
-        p.push(".sigs");
-        PathBuf::from(p)
-    });
-    let sigs = if sigs_path.exists() {
-        SignatureFile::from_json(&read_text(&sigs_path)?)
-            .with_context(|| sigs_path.display().to_string())?
-    } else {
-        SignatureFile::new(manifest.hash())
-    };
     let identity = Identity::load(home)?;
-    let status = runtime()?.block_on(async {
-        let (mut s, _, _) = session(home, &args.broker).await?;
-        s.submit_manifest(&identity, &yaml, &sigs)
-            .await
-            .map_err(client_error)
-    })?;
+    let broker = Broker::new(home, &args.broker)?;
+    let status = super::block_on(broker.submit(&identity, &args.file, args.sigs.as_deref()))?;
     if args.json {
         return super::print_json(&status);
     }
@@ -336,47 +274,16 @@ pub fn submit(home: &Home, args: &SubmitArgs) -> anyhow::Result<()> {
 }
 
 pub fn grant(home: &Home, args: &GrantArgs) -> anyhow::Result<()> {
-    let manifest = Manifest::from_yaml(&read_text(&args.manifest)?)
-        .with_context(|| args.manifest.display().to_string())?;
-    let key = Keyring::open(home)?.key(&args.key)?;
+    let (_, manifest) = coffer_client::manifests::load(&args.manifest)?;
     let identity = Identity::load(home)?;
-    let mut grants = coffer_client::grants::Grants::load(home)?;
-    let hash = manifest.hash().to_string();
-    let conflicts = grants.conflicts(args.key.as_str(), &hash, manifest.policy());
-    if !conflicts.is_empty() && !args.reuse_across_manifests {
-        use coffer_client::grants::Weaker;
-        let lines: Vec<String> = conflicts
-            .iter()
-            .map(|c| {
-                let why = match c.weaker {
-                    Weaker::Earlier => "its enclave policy admits workers this manifest's does not",
-                    Weaker::New => "this manifest's enclave policy admits workers its does not",
-                    Weaker::Both => "each enclave policy admits workers the other does not",
-                };
-                format!("  {}: {why}", c.manifest)
-            })
-            .collect();
-        return Err(Refused(format!(
-            "[key_reuse] key {} was granted to another manifest with a different enclave policy:\n{}\n\
-             A worker that passes the weaker policy receives the key and can open every file \
-             encrypted under it, the stronger manifest's too. Use a new key (coffer key new, then \
-             encrypt again), or pass --reuse-across-manifests to accept that.",
-            args.key,
-            lines.join("\n")
-        ))
-        .into());
-    }
-    let stored = runtime()?.block_on(async {
-        let (mut s, _, _) = session(home, &args.broker).await?;
-        s.grant_key(&identity, &manifest.hash(), &args.dataset, &key)
-            .await
-            .map_err(client_error)
-    })?;
-    grants.record(coffer_client::grants::Grant {
-        key: args.key.as_str().to_owned(),
-        manifest: hash,
-        policy: manifest.policy().clone(),
-    })?;
+    let broker = Broker::new(home, &args.broker)?;
+    let stored = super::block_on(broker.grant(
+        &identity,
+        &manifest,
+        &args.dataset,
+        &args.key,
+        args.reuse_across_manifests,
+    ))?;
     println!(
         "granted: key {} for dataset {} under {}",
         args.key, stored.dataset, stored.manifest
@@ -385,43 +292,44 @@ pub fn grant(home: &Home, args: &GrantArgs) -> anyhow::Result<()> {
 }
 
 pub fn revoke(home: &Home, args: &RevokeArgs) -> anyhow::Result<()> {
-    let manifest = Manifest::from_yaml(&read_text(&args.manifest)?)
-        .with_context(|| args.manifest.display().to_string())?;
+    let hash = manifest_hash(&args.manifest)?;
     let identity = Identity::load(home)?;
-    runtime()?.block_on(async {
-        let (mut s, _, _) = session(home, &args.broker).await?;
-        s.revoke_key(&identity, &manifest.hash(), &args.dataset)
-            .await
-            .map_err(client_error)
-    })?;
+    let broker = Broker::new(home, &args.broker)?;
+    super::block_on(broker.revoke(&identity, &hash, &args.dataset))?;
     println!(
-        "revoked: the key of {} under {}; the broker releases it no more",
-        args.dataset,
-        manifest.hash()
+        "revoked: the key of {} under {hash}; the broker releases it no more",
+        args.dataset
     );
     Ok(())
 }
 
 pub fn retire(home: &Home, args: &RetireArgs) -> anyhow::Result<()> {
-    let manifest = Manifest::from_yaml(&read_text(&args.file)?)
-        .with_context(|| args.file.display().to_string())?;
+    let hash = manifest_hash(&args.file)?;
     let identity = Identity::load(home)?;
-    runtime()?.block_on(async {
-        let (mut s, _, _) = session(home, &args.broker).await?;
-        s.retire_manifest(&identity, &manifest.hash())
-            .await
-            .map_err(client_error)
-    })?;
-    println!(
-        "retired: manifest {}; the broker releases no key for it",
-        manifest.hash()
-    );
+    let broker = Broker::new(home, &args.broker)?;
+    super::block_on(broker.retire(&identity, &hash))?;
+    println!("retired: manifest {hash}; the broker releases no key for it");
     Ok(())
 }
 
 pub fn audit(home: &Home, command: AuditCommand) -> anyhow::Result<()> {
     match command {
-        AuditCommand::Fetch { broker, output } => fetch(home, &broker, &output),
+        AuditCommand::Fetch { broker, output } => {
+            let identity = Identity::load(home)?;
+            let log = super::block_on(Broker::new(home, &broker)?.audit(&identity))?;
+            let mut out = AtomicFile::create(&output)?;
+            out.file()
+                .write_all(log.text.as_bytes())
+                .with_context(|| format!("writing {}", output.display()))?;
+            out.commit()?;
+            println!(
+                "fetched {} entries, verified; head {}: {}",
+                log.head.len,
+                log.head.last_hash,
+                output.display()
+            );
+            Ok(())
+        }
         AuditCommand::Verify {
             file,
             broker,
@@ -431,72 +339,6 @@ pub fn audit(home: &Home, command: AuditCommand) -> anyhow::Result<()> {
     }
 }
 
-fn parse_log(text: &str) -> Result<Vec<SignedEntry>, AuditError> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(SignedEntry::from_json_line)
-        .collect()
-}
-
-fn audit_key(text: &str) -> anyhow::Result<VerifyingKey> {
-    let hex_part = text
-        .strip_prefix("ed25519:")
-        .ok_or_else(|| Usage(format!("audit key {text:?}: expected ed25519:<hex>")))?;
-    let bytes: [u8; 32] = hex::decode(hex_part)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| Usage(format!("audit key {text:?}: expected 64 hex digits")))?;
-    VerifyingKey::from_bytes(&bytes).map_err(|e| Usage(format!("audit key: {e}")).into())
-}
-
-/// Verifies `entries` against the pin: its key, and its head if one was seen.
-fn check_against_pin(entries: &[SignedEntry], pin: &BrokerPin) -> anyhow::Result<LogHead> {
-    let key = audit_key(&pin.audit_key)?;
-    let head = match &pin.audit_head {
-        Some(h) => verify_extends(
-            entries,
-            &key,
-            &LogHead {
-                len: h.len,
-                last_hash: h.last_hash.clone(),
-            },
-        ),
-        None => verify_log(entries, &key),
-    };
-    head.map_err(|e| anyhow::Error::new(Refused(format!("audit log refused: {e}"))))
-}
-
-fn fetch(home: &Home, broker: &str, output: &Path) -> anyhow::Result<()> {
-    let identity = Identity::load(home)?;
-    let (body, pin, endpoint) = runtime()?.block_on(async {
-        let (mut s, pin, endpoint) = session(home, broker).await?;
-        let body = s.fetch_audit(&identity).await.map_err(client_error)?;
-        anyhow::Ok((body, pin, endpoint))
-    })?;
-    let text =
-        std::str::from_utf8(&body).map_err(|_| Refused("audit log refused: not UTF-8".into()))?;
-    let entries = parse_log(text).map_err(|e| Refused(format!("audit log refused: {e}")))?;
-    let head = check_against_pin(&entries, &pin)?;
-    let mut out = AtomicFile::create(output)?;
-    out.file()
-        .write_all(text.as_bytes())
-        .with_context(|| format!("writing {}", output.display()))?;
-    out.commit()?;
-    let mut pin = pin;
-    pin.audit_head = Some(AuditHead {
-        len: head.len,
-        last_hash: head.last_hash.clone(),
-    });
-    save_pin(home, &endpoint, &pin)?;
-    println!(
-        "fetched {} entries, verified; head {}: {}",
-        head.len,
-        head.last_hash,
-        output.display()
-    );
-    Ok(())
-}
-
 fn verify(
     home: &Home,
     file: &Path,
@@ -504,20 +346,17 @@ fn verify(
     key: Option<&str>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let text = read_text(file)?;
-    let entries = parse_log(&text)
-        .map_err(|e| Refused(format!("{}: audit log refused: {e}", file.display())))?;
-    let head = match (broker, key) {
-        (_, Some(k)) => verify_log(&entries, &audit_key(k)?)
-            .map_err(|e| Refused(format!("{}: audit log refused: {e}", file.display())))?,
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let pin;
+    let trust = match (broker, key) {
+        (_, Some(k)) => Trust::Key(k),
         (Some(url), None) => {
-            let endpoint = Endpoint::parse(url).map_err(|e| Usage(e.to_string()))?;
-            let pin = load_pin(home, &endpoint)?.ok_or_else(|| {
-                client_error(BrokerClientError::NotAttested {
-                    url: endpoint.url(),
-                })
-            })?;
-            check_against_pin(&entries, &pin).with_context(|| file.display().to_string())?
+            let broker = Broker::new(home, url)?;
+            pin = broker
+                .pin()?
+                .ok_or_else(|| coffer_client::Error::NotAttested { url: broker.url() })?;
+            Trust::Pin(&pin)
         }
         (None, None) => {
             return Err(Usage(
@@ -526,16 +365,20 @@ fn verify(
             .into());
         }
     };
-    let releases = pair_receipts(&entries);
+    let log = AuditLog::verify(text, trust).with_context(|| file.display().to_string())?;
+    let releases = log.releases();
     if json {
         return super::print_json(&serde_json::json!({
             "verified": true,
-            "entries": head.len,
-            "last_hash": head.last_hash,
+            "entries": log.head.len,
+            "last_hash": log.head.last_hash,
             "releases": releases,
         }));
     }
-    println!("verified: {} entries, head {}", head.len, head.last_hash);
+    println!(
+        "verified: {} entries, head {}",
+        log.head.len, log.head.last_hash
+    );
     for r in &releases {
         let job = r
             .job
@@ -552,49 +395,4 @@ fn verify(
         }
     }
     Ok(())
-}
-
-/// A key release in the log and the entry with its job's receipt, if one arrived.
-#[derive(Debug, serde::Serialize)]
-struct ReleasePairing {
-    seq: u64,
-    manifest: coffer_net::ManifestHash,
-    computation: String,
-    job: Option<coffer_net::JobId>,
-    receipt_seq: Option<u64>,
-}
-
-/// Each `key_released` entry, paired with the `job_receipt` entry for the same job.
-fn pair_receipts(entries: &[SignedEntry]) -> Vec<ReleasePairing> {
-    use coffer_net::audit::AuditEvent;
-    let mut receipts: std::collections::BTreeMap<coffer_net::JobId, u64> = Default::default();
-    for e in entries {
-        if let AuditEvent::JobReceipt { receipt } = &e.entry.event
-            && let Some(job) = receipt
-                .get("receipt")
-                .and_then(|r| r.get("job"))
-                .and_then(|j| j.as_str())
-                .and_then(|j| j.parse().ok())
-        {
-            receipts.entry(job).or_insert(e.entry.seq);
-        }
-    }
-    entries
-        .iter()
-        .filter_map(|e| match &e.entry.event {
-            AuditEvent::KeyReleased {
-                manifest,
-                computation,
-                job,
-                ..
-            } => Some(ReleasePairing {
-                seq: e.entry.seq,
-                manifest: *manifest,
-                computation: computation.clone(),
-                job: *job,
-                receipt_seq: job.as_ref().and_then(|j| receipts.get(j).copied()),
-            }),
-            _ => None,
-        })
-        .collect()
 }

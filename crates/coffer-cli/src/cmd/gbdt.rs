@@ -4,20 +4,18 @@
 //! The trainer is `coffer_gbdt`; this module only turns tables into its matrices (Arrow columns
 //! to `f32`, nulls to NaN), reports progress and writes files atomically.
 
-use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use arrow::array::RecordBatch;
 use clap::{Args, Subcommand};
+use coffer_client::gbdt::{self, TableSource};
 use coffer_client::{AtomicFile, Home, Keyring};
 use coffer_crypto::KeySource;
-use coffer_gbdt::{Booster, DMatrix, Metric, Params, RoundLog, Table};
-use coffer_parquet::{DecryptOptions, DecryptedReader};
+use coffer_gbdt::{DMatrix, Metric, Params, RoundLog};
 
 use crate::exit::Usage;
 
@@ -93,38 +91,26 @@ pub fn run(home: &Home, command: GbdtCommand) -> anyhow::Result<()> {
 
 fn train(home: &Home, args: &TrainArgs) -> anyhow::Result<()> {
     let params = match &args.params {
-        Some(p) => {
-            let text =
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            Params::from_json(&text).map_err(|e| Usage(format!("{}: {e}", p.display())))?
-        }
+        Some(p) => gbdt::params(
+            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        )
+        .with_context(|| p.display().to_string())?,
         None => Params::default(),
     };
     let keys = keyring(home)?;
-    let table = read_table(&args.data, &keys)?;
-    let dtrain = matrix(&table, Some(&args.label), None)?;
-    let dvalid = match &args.valid {
-        Some(v) => {
-            let names = dtrain.feature_names().map(<[String]>::to_vec);
-            Some(matrix(
-                &read_table(v, &keys)?,
-                Some(&args.label),
-                names.as_deref(),
-            )?)
-        }
-        None => None,
-    };
-    let evals: Vec<(&str, &DMatrix)> = match &dvalid {
-        Some(v) => vec![("valid", v)],
-        None => vec![("train", &dtrain)],
-    };
+    let table = gbdt::read_table(TableSource::Path(&args.data), &keys)?;
+    let valid = args
+        .valid
+        .as_deref()
+        .map(|v| gbdt::read_table(TableSource::Path(v), &keys))
+        .transpose()?;
     let bar = indicatif::ProgressBar::new(params.num_boost_round as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rounds {elapsed} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let mut history: Vec<RoundLog> = Vec::new();
-    let model = coffer_gbdt::train_with_callback(&params, &dtrain, &evals, &mut |log| {
+    let model = gbdt::train(&params, &table, &args.label, valid.as_ref(), &mut |log| {
         if let Some((name, value)) = log.scores.last() {
             bar.set_message(format!("{name} {value:.6}"));
         }
@@ -133,56 +119,39 @@ fn train(home: &Home, args: &TrainArgs) -> anyhow::Result<()> {
     })
     .context("training")?;
     bar.finish();
-    write_atomic(&args.output, model.to_json()?.as_bytes())?;
+    write_atomic(&args.output, gbdt::model_json(&model)?.as_bytes())?;
     if let Some(plot) = &args.plot {
         plot_curve(plot, &history)?;
     }
-    match model.best_iteration() {
-        Some(best) => eprintln!(
-            "Wrote {} ({} rounds, best {best})",
-            args.output.display(),
-            model.num_boosted_rounds()
-        ),
-        None => eprintln!(
-            "Wrote {} ({} rounds)",
-            args.output.display(),
-            model.num_boosted_rounds()
-        ),
-    }
+    let best = model
+        .best_iteration()
+        .map(|b| format!(", best {b}"))
+        .unwrap_or_default();
+    eprintln!(
+        "Wrote {} ({} rounds{best})",
+        args.output.display(),
+        model.num_boosted_rounds()
+    );
     Ok(())
 }
 
 fn predict(home: &Home, args: &PredictArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.model)
         .with_context(|| format!("reading {}", args.model.display()))?;
-    let model = Booster::from_json(&text)
+    let model = gbdt::load_model(&text)
         .with_context(|| format!("loading model {}", args.model.display()))?;
-    let keys = keyring(home)?;
-    let table = read_table(&args.data, &keys)?;
-    let names = (!model.feature_names().is_empty()).then(|| model.feature_names().to_vec());
-    let data = match &names {
-        Some(n) => matrix(&table, None, Some(n))?,
-        None => matrix(&table, None, None)?,
-    };
-    let preds = model.predict(&data)?;
-    let k = model.n_groups().max(1);
-    let mut csv = String::new();
-    if k == 1 {
-        csv.push_str("prediction\n");
-    } else {
-        let header: Vec<String> = (0..k).map(|c| format!("class_{c}")).collect();
-        csv.push_str(&header.join(","));
-        csv.push('\n');
-    }
-    for row in preds.chunks(k) {
-        let cells: Vec<String> = row.iter().map(f32::to_string).collect();
-        csv.push_str(&cells.join(","));
-        csv.push('\n');
-    }
-    write_atomic(&args.output, csv.as_bytes())?;
+    let table = gbdt::read_table(TableSource::Path(&args.data), &keyring(home)?)?;
+    let preds = gbdt::predict(&model, &table)?;
+    write_atomic(
+        &args.output,
+        gbdt::predictions_csv(&model, &preds).as_bytes(),
+    )?;
     eprintln!(
         "Wrote {} predictions to {}",
-        data.n_rows(),
+        preds
+            .len()
+            .checked_div(model.n_groups())
+            .unwrap_or(preds.len()),
         args.output.display()
     );
     Ok(())
@@ -199,47 +168,6 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))?;
     out.commit()?;
     Ok(())
-}
-
-/// Reads a CSV or Parquet table; Parquet goes through the keyring, so PME-encrypted files are
-/// decrypted transparently and plaintext ones read as they are.
-fn read_table(path: &Path, keys: &Arc<dyn KeySource>) -> anyhow::Result<Table> {
-    let batches: Vec<RecordBatch> = if is_parquet(path)? {
-        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        DecryptedReader::open(file, keys.clone(), &DecryptOptions::default())
-            .with_context(|| format!("reading {}", path.display()))?
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("reading {}", path.display()))?
-    } else {
-        let (_, reader) = coffer_parquet::read_csv(path, None)
-            .with_context(|| format!("reading {}", path.display()))?;
-        reader
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("reading {}", path.display()))?
-    };
-    if batches.is_empty() {
-        bail!(Usage(format!("{}: no rows", path.display())));
-    }
-    Table::from_batches(&batches).map_err(|e| Usage(format!("{}: {e}", path.display())).into())
-}
-
-/// Features and label of `table` as a matrix; a missing column is a usage error.
-fn matrix(
-    table: &Table,
-    label: Option<&str>,
-    features: Option<&[String]>,
-) -> anyhow::Result<DMatrix> {
-    table
-        .matrix(label, features)
-        .map_err(|e| Usage(e.to_string()).into())
-}
-
-fn is_parquet(path: &Path) -> anyhow::Result<bool> {
-    let mut magic = [0u8; 4];
-    let n = File::open(path)
-        .with_context(|| format!("opening {}", path.display()))?
-        .read(&mut magic)?;
-    Ok(n == 4 && (&magic == b"PAR1" || &magic == b"PARE"))
 }
 
 /// The DejaVu font Debian's `fonts-dejavu-core` installs; without it the curve has no labels.

@@ -6,23 +6,21 @@
 //! manifest's enclave policy check out and the stored output matches the receipt's digest.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use coffer_attest::Verifier;
 use coffer_client::jobs::{self, JobOptions, ManifestFiles, Orchestrator};
-use coffer_client::{AtomicFile, Home, Identity};
+use coffer_client::{Home, Identity};
 use coffer_manifest::Manifest;
 use coffer_net::JobId;
 use coffer_net::job::OutputFormat;
 use coffer_net::orchestrator::{JobState, JobStatus};
-use coffer_net::storage::{Storage, digest};
+use coffer_net::storage::Storage;
 
-use super::broker::Refused;
 use crate::exit::Usage;
 
 #[derive(Debug, Subcommand)]
@@ -228,12 +226,6 @@ pub struct GetArgs {
     json: bool,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
-}
-
 /// Runs the slim `coffer-worker` beside `coffer` with these arguments (the sim platform
 /// defaults to the home).
 pub fn worker(home: &Home, command: WorkerCommand) -> anyhow::Result<()> {
@@ -285,48 +277,21 @@ pub fn orchestrator(command: OrchestratorCommand) -> anyhow::Result<()> {
 }
 
 pub fn upload(args: &UploadArgs) -> anyhow::Result<()> {
-    let storage = Storage::open(&args.storage).map_err(|e| Usage(e.to_string()))?;
-    let bytes =
-        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let d = digest(&bytes);
-    runtime()?
-        .block_on(storage.put(&args.name, bytes.into()))
-        .map_err(|e| Usage(e.to_string()))?;
+    let storage = jobs::storage(&args.storage)?;
+    let d = super::block_on(jobs::upload(&storage, &args.file, &args.name))?;
     println!("uploaded {} as {} ({d})", args.file.display(), args.name);
     Ok(())
 }
 
 pub fn download(args: &DownloadArgs) -> anyhow::Result<()> {
-    let storage = Storage::open(&args.storage).map_err(|e| Usage(e.to_string()))?;
-    let bytes = runtime()?
-        .block_on(storage.get(&args.name))
-        .map_err(|e| Usage(e.to_string()))?;
-    write_atomic(&args.output, &bytes)?;
+    let storage = jobs::storage(&args.storage)?;
+    let d = super::block_on(jobs::download(&storage, &args.name, &args.output))?;
     println!(
-        "downloaded {} to {} ({})",
+        "downloaded {} to {} ({d})",
         args.name,
-        args.output.display(),
-        digest(&bytes)
+        args.output.display()
     );
     Ok(())
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut out = AtomicFile::create(path)?;
-    out.file()
-        .write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
-    out.commit()?;
-    Ok(())
-}
-
-/// Maps a client error to the CLI's exit codes: refusals 1, the rest 2.
-pub fn client_error(e: coffer_client::Error) -> anyhow::Error {
-    if e.is_refusal() {
-        anyhow::Error::new(Refused(e.to_string()))
-    } else {
-        anyhow::Error::new(Usage(e.to_string()))
-    }
 }
 
 fn parse_param(text: &str) -> anyhow::Result<(String, serde_json::Value)> {
@@ -342,10 +307,8 @@ pub fn job(home: &Home, command: JobCommand) -> anyhow::Result<()> {
     match command {
         JobCommand::Submit(args) => submit(home, &args),
         JobCommand::Status(args) => {
-            let orchestrator = Orchestrator::new(&args.orchestrator).map_err(client_error)?;
-            let status = runtime()?
-                .block_on(orchestrator.status(&args.id))
-                .map_err(client_error)?;
+            let orchestrator = Orchestrator::new(&args.orchestrator)?;
+            let status = super::runtime()?.block_on(orchestrator.status(&args.id))?;
             if args.json {
                 return super::print_json(&status);
             }
@@ -357,7 +320,7 @@ pub fn job(home: &Home, command: JobCommand) -> anyhow::Result<()> {
 }
 
 fn submit(home: &Home, args: &SubmitArgs) -> anyhow::Result<()> {
-    let files = ManifestFiles::load(&args.manifest, args.sigs.as_deref()).map_err(client_error)?;
+    let files = ManifestFiles::load(&args.manifest, args.sigs.as_deref())?;
     let identity = Identity::load(home)?;
     let params = args
         .params
@@ -368,19 +331,15 @@ fn submit(home: &Home, args: &SubmitArgs) -> anyhow::Result<()> {
         .predecessors
         .iter()
         .map(|f| ManifestFiles::load(f, None).and_then(|m| m.link()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(client_error)?;
+        .collect::<Result<Vec<_>, _>>()?;
     let options = JobOptions {
         params,
         format: OutputFormat::parse(&args.format).unwrap_or_default(),
         predecessors,
     };
-    let request =
-        jobs::sign_job(&identity, &files, &args.computation, options).map_err(client_error)?;
-    let orchestrator = Orchestrator::new(&args.orchestrator).map_err(client_error)?;
-    let status = runtime()?
-        .block_on(orchestrator.submit(&request))
-        .map_err(client_error)?;
+    let request = jobs::sign_job(&identity, &files, &args.computation, options)?;
+    let orchestrator = Orchestrator::new(&args.orchestrator)?;
+    let status = super::runtime()?.block_on(orchestrator.submit(&request))?;
     if args.json {
         return super::print_json(&status);
     }
@@ -415,15 +374,15 @@ fn print_status(s: &JobStatus) {
 }
 
 fn open_storage(url: &str) -> anyhow::Result<Storage> {
-    Storage::open(url).map_err(|e| Usage(e.to_string()).into())
+    Ok(jobs::storage(url)?)
 }
 
 fn wait(home: &Home, args: &WaitArgs) -> anyhow::Result<()> {
-    let orchestrator = Orchestrator::new(&args.orchestrator).map_err(client_error)?;
+    let orchestrator = Orchestrator::new(&args.orchestrator)?;
     let storage = args.storage.as_deref().map(open_storage).transpose()?;
     let bar = indicatif::ProgressBar::new_spinner();
     bar.enable_steady_tick(Duration::from_millis(120));
-    let rt = runtime()?;
+    let rt = super::runtime()?;
     let waited = rt.block_on(orchestrator.wait(
         &args.id,
         Duration::from_secs(args.timeout),
@@ -442,17 +401,15 @@ fn wait(home: &Home, args: &WaitArgs) -> anyhow::Result<()> {
         },
     ));
     bar.finish_and_clear();
-    let status = waited.map_err(client_error)?;
+    let status = waited?;
     if status.state == JobState::Done {
         println!("job {} done in {:.1?}", status.id, bar.elapsed());
         return Ok(());
     }
     let identity = Identity::load(home)?;
-    Err(client_error(rt.block_on(jobs::failure(
-        &identity,
-        storage.as_ref(),
-        &status,
-    ))))
+    Err(rt
+        .block_on(jobs::failure(&identity, storage.as_ref(), &status))
+        .into())
 }
 
 pub fn result(home: &Home, command: ResultCommand) -> anyhow::Result<()> {
@@ -467,7 +424,7 @@ fn get(home: &Home, args: &GetArgs) -> anyhow::Result<()> {
         Manifest::from_yaml(&text).with_context(|| args.manifest.display().to_string())?;
     let identity = Identity::load(home)?;
     let storage = open_storage(&args.storage)?;
-    let orchestrator = Orchestrator::new(&args.orchestrator).map_err(client_error)?;
+    let orchestrator = Orchestrator::new(&args.orchestrator)?;
     let explicit = args
         .sim_root
         .as_deref()
@@ -477,22 +434,20 @@ fn get(home: &Home, args: &GetArgs) -> anyhow::Result<()> {
     for r in jobs::sim_roots(home, explicit) {
         verifier = verifier.with_sim_root(r);
     }
-    let rt = runtime()?;
-    let results = rt
-        .block_on(async {
-            let status = orchestrator.status(&args.id).await?;
-            jobs::results(
-                &identity,
-                &storage,
-                &manifest,
-                &status,
-                &verifier,
-                jobs::unix_now(),
-            )
-            .await
-        })
-        .map_err(client_error)?;
-    let written = results.write_to(&args.output).map_err(client_error)?;
+    let rt = super::runtime()?;
+    let results = rt.block_on(async {
+        let status = orchestrator.status(&args.id).await?;
+        jobs::results(
+            &identity,
+            &storage,
+            &manifest,
+            &status,
+            &verifier,
+            jobs::unix_now(),
+        )
+        .await
+    })?;
+    let written = results.write_to(&args.output)?;
     let receipt = &results.receipt;
     if args.json {
         return super::print_json(receipt);

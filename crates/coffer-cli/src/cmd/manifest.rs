@@ -7,8 +7,6 @@ use clap::{Args, Subcommand};
 use coffer_client::{Home, Identity, manifests};
 use coffer_manifest::Manifest;
 
-use super::jobs::client_error;
-
 #[derive(Debug, Subcommand)]
 pub enum ManifestCommand {
     /// Validate a manifest; print `ok: <id> <hash>`
@@ -74,13 +72,12 @@ pub fn run(home: &Home, command: ManifestCommand) -> anyhow::Result<()> {
 }
 
 fn load(path: &Path) -> anyhow::Result<Manifest> {
-    Ok(manifests::load(path).map_err(client_error)?.1)
+    Ok(manifests::load(path)?.1)
 }
 
 fn sign(home: &Home, args: &SignArgs) -> anyhow::Result<()> {
     let identity = Identity::load(home)?;
-    let sigs = manifests::sign(&identity, &args.file, args.predecessor.as_deref())
-        .map_err(client_error)?;
+    let sigs = manifests::sign(&identity, &args.file, args.predecessor.as_deref())?;
     print_line(&format!(
         "signed {} as {}: {}",
         load(&args.file)?.hash(),
@@ -91,8 +88,7 @@ fn sign(home: &Home, args: &SignArgs) -> anyhow::Result<()> {
 
 fn status(args: &StatusArgs) -> anyhow::Result<()> {
     let manifest = load(&args.file)?;
-    let status = manifests::status(&args.file, args.sigs.as_deref(), &args.predecessor)
-        .map_err(client_error)?;
+    let status = manifests::status(&args.file, args.sigs.as_deref(), &args.predecessor)?;
     if args.json {
         return super::print_json(&status);
     }

@@ -58,3 +58,17 @@ pub fn slim_measurement(name: &str) -> anyhow::Result<String> {
     })?;
     Ok(hex::encode(m))
 }
+
+/// A single-threaded runtime for the client's futures.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Runs one client future to completion on a fresh [`runtime`].
+pub fn block_on<T, E: Into<anyhow::Error>>(
+    future: impl std::future::Future<Output = Result<T, E>>,
+) -> anyhow::Result<T> {
+    runtime()?.block_on(future).map_err(Into::into)
+}
