@@ -90,6 +90,12 @@ def test_tampered_output_is_refused_and_nothing_written(
     mine = [o for o in status["receipt"]["receipt"]["outputs"] if "alpha" in o["recipients"]]
     stored = Path(services.storage) / mine[0]["path"]
     original = stored.read_bytes()
+    fetched = work / "fetched.age"
+    assert coffer.download(mine[0]["path"], services.storage, fetched) == mine[0]["digest"]
+    assert fetched.read_bytes() == original
+    with pytest.raises(coffer.UsageError):
+        coffer.download("no/such/object", services.storage, work / "none")
+    assert not (work / "none").exists()
     flipped = bytearray(original)
     flipped[len(flipped) // 2] ^= 1
     stored.write_bytes(bytes(flipped))

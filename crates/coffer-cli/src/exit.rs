@@ -11,11 +11,19 @@ pub const USAGE_OR_IO: u8 = 2;
 #[error("{0}")]
 pub struct Usage(pub String);
 
+/// A refusal raised by the CLI itself, with its message (exit 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
 /// The exit code for `err`: the first typed error in its chain decides.
 pub fn code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if cause.is::<Usage>() || cause.is::<std::io::Error>() {
             return USAGE_OR_IO;
+        }
+        if cause.is::<Refused>() {
+            return REFUSED;
         }
         if let Some(e) = cause.downcast_ref::<coffer_client::Error>() {
             return client_code(e);

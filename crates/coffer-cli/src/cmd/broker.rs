@@ -189,11 +189,6 @@ fn serve(home: &Home, args: ServeArgs) -> anyhow::Result<()> {
     super::exec_service("coffer-broker", argv)
 }
 
-/// A refusal with its message (exit 1).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Refused(pub String);
-
 fn attest(home: &Home, args: &AttestArgs) -> anyhow::Result<()> {
     let broker = Broker::new(home, &args.broker)?;
     let options = AttestOptions {

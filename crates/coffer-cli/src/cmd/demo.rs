@@ -17,9 +17,8 @@ use std::process::Command;
 use anyhow::Context;
 use clap::Args;
 
-use super::broker::Refused;
 use super::services::{Services, path_str, start};
-use crate::exit::Usage;
+use crate::exit::{Refused, Usage};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {

@@ -8,8 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::Context;
 
-use super::broker::Refused;
-use crate::exit::Usage;
+use crate::exit::{Refused, Usage};
 
 /// Child services; killed when dropped.
 #[derive(Debug, Default)]
