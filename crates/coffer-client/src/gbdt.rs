@@ -4,7 +4,6 @@
 //! memory.
 
 use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -40,21 +39,13 @@ fn gbdt(e: GbdtError) -> Error {
     }
 }
 
-fn is_parquet(path: &Path) -> Result<bool, Error> {
-    let mut magic = [0u8; 4];
-    let n = File::open(path)
-        .and_then(|mut f| f.read(&mut magic))
-        .map_err(Error::io(path))?;
-    Ok(n == 4 && (&magic == b"PAR1" || &magic == b"PARE"))
-}
-
 /// Reads a table; Parquet goes through `keys`, so encrypted files are decrypted and plaintext
 /// ones read as they are.
 pub fn read_table(source: TableSource<'_>, keys: &Arc<dyn KeySource>) -> Result<Table, Error> {
     let (what, batches): (String, Vec<RecordBatch>) = match source {
         TableSource::Path(path) => {
             let what = path.display().to_string();
-            let batches = if is_parquet(path)? {
+            let batches = if crate::tables::is_parquet(path)? {
                 let file = File::open(path).map_err(Error::io(path))?;
                 DecryptedReader::open(file, keys.clone(), &DecryptOptions::default())?
                     .collect::<Result<_, _>>()?

@@ -30,6 +30,7 @@ mod identity;
 pub mod jobs;
 mod keyring;
 pub mod manifests;
+pub mod tables;
 
 pub use error::Error;
 pub use fsutil::AtomicFile;

@@ -10,9 +10,8 @@ mod ml;
 mod net;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use coffer_client::{AtomicFile, Home, Identity, Keyring, blobs, manifests};
+use coffer_client::{Home, Identity, Keyring, blobs, manifests, tables};
 use coffer_crypto::{KeyId, KeySource, SecretKey};
 use coffer_parquet::{DecryptOptions, EncryptOptions, OutputFormat};
 use pyo3::prelude::*;
@@ -22,11 +21,6 @@ use crate::fail::{Fail, Result};
 
 pub(crate) fn key_id(id: &str) -> Result<KeyId> {
     KeyId::new(id).map_err(|e| Fail::usage("key_id", e.to_string()))
-}
-
-fn open_file(path: &std::path::Path) -> Result<std::fs::File> {
-    std::fs::File::open(path)
-        .map_err(|e| Fail::usage("io", format!("opening {}: {e}", path.display())))
 }
 
 /// A party's home: its identity and keyring. Use `coffer.Party` rather than this class.
@@ -137,13 +131,9 @@ impl NativeParty {
             plaintext_footer,
             ..EncryptOptions::new(key_id(footer_key)?)
         };
-        let keyring = self.keyring()?;
+        let home = self.home.clone();
         let rows = py.detach(move || -> Result<u64> {
-            let (schema, batches) = coffer_parquet::read_parquet(bytes::Bytes::from(plain))?;
-            let mut out = AtomicFile::create(&path)?;
-            let summary =
-                coffer_parquet::encrypt_batches(schema, batches, &mut out, &keyring, &opts)?;
-            out.commit()?;
+            let summary = tables::encrypt(&home, tables::Plain::Parquet(&plain), &path, &opts)?;
             Ok(summary.rows)
         })?;
         Ok(rows)
@@ -158,19 +148,13 @@ impl NativeParty {
         path: PathBuf,
         aad_prefix: Option<String>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let keys: Arc<dyn KeySource> = Arc::new(self.keyring()?);
         let opts = DecryptOptions {
             aad_prefix: aad_prefix.map(String::into_bytes),
         };
+        let home = self.home.clone();
         let plain = py.detach(move || -> Result<Vec<u8>> {
             let mut out = Vec::new();
-            coffer_parquet::decrypt(
-                open_file(&path)?,
-                &mut out,
-                OutputFormat::Parquet,
-                keys,
-                &opts,
-            )?;
+            tables::decrypt(&home, &path, &mut out, OutputFormat::Parquet, &opts)?;
             Ok(out)
         })?;
         Ok(PyBytes::new(py, &plain))
@@ -262,12 +246,10 @@ impl NativeParty {
     /// What a file is and how it is protected, as JSON: format, algorithm, key ids, columns.
     #[pyo3(signature = (path, aad_prefix=None))]
     fn inspect_json(&self, path: PathBuf, aad_prefix: Option<String>) -> PyResult<String> {
-        let keys: Arc<dyn KeySource> = Arc::new(self.keyring()?);
         let opts = DecryptOptions {
             aad_prefix: aad_prefix.map(String::into_bytes),
         };
-        let inspection =
-            coffer_parquet::inspect(&open_file(&path)?, Some(keys), &opts).map_err(Fail::from)?;
+        let inspection = tables::inspect(&self.home, &path, &opts).map_err(Fail::from)?;
         serde_json::to_string(&inspection)
             .map_err(|e| Fail::usage("internal", e.to_string()).into())
     }

@@ -1,14 +1,12 @@
 //! `coffer encrypt`, `coffer decrypt`, `coffer inspect`: Parquet Modular Encryption.
 
-use std::fs::File;
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use coffer_client::{AtomicFile, Home, Keyring};
-use coffer_crypto::{KeyId, KeySource};
+use coffer_client::Home;
+use coffer_client::tables::{self, Plain};
+use coffer_crypto::KeyId;
 use coffer_parquet::{DecryptOptions, EncryptOptions, OutputFormat};
 
 use crate::exit::Usage;
@@ -66,33 +64,17 @@ pub struct InspectArgs {
 }
 
 pub fn encrypt(home: &Home, args: &EncryptArgs) -> anyhow::Result<()> {
-    if args.schema.is_some() && is_parquet(&args.input)? {
-        return Err(Usage(
-            "--schema applies to CSV input; Parquet input carries its schema".into(),
-        )
-        .into());
-    }
-    let keyring = Keyring::open(home)?;
     let opts = EncryptOptions {
         column_keys: args.column_keys.clone(),
         double_wrapping: args.double_wrapping,
         plaintext_footer: args.plaintext_footer,
         ..EncryptOptions::new(args.footer_key.clone())
     };
-    let mut out = AtomicFile::create(&args.output)?;
-    let summary = if is_parquet(&args.input)? {
-        let (schema, batches) = coffer_parquet::read_parquet(open(&args.input)?)?;
-        coffer_parquet::encrypt_batches(schema, batches, &mut out, &keyring, &opts)?
-    } else {
-        let schema = args
-            .schema
-            .as_deref()
-            .map(coffer_parquet::load_schema_file)
-            .transpose()?;
-        let (schema, batches) = coffer_parquet::read_csv(&args.input, schema)?;
-        coffer_parquet::encrypt_batches(schema, batches, &mut out, &keyring, &opts)?
+    let input = Plain::Path {
+        path: &args.input,
+        schema: args.schema.as_deref(),
     };
-    out.commit()?;
+    let summary = tables::encrypt(home, input, &args.output, &opts)?;
     if args.json {
         return super::print_json(&summary);
     }
@@ -106,24 +88,20 @@ pub fn decrypt(home: &Home, args: &DecryptArgs) -> anyhow::Result<()> {
         Some("parquet") => OutputFormat::Parquet,
         _ => return Err(Usage("the output must end in .csv or .parquet".into()).into()),
     };
-    let keys: Arc<dyn KeySource> = Arc::new(Keyring::open(home)?);
-    let opts = DecryptOptions {
-        aad_prefix: args.aad_prefix.clone().map(String::into_bytes),
-    };
-    let mut out = AtomicFile::create(&args.output)?;
-    let summary = coffer_parquet::decrypt(open(&args.input)?, &mut out, format, keys, &opts)
-        .with_context(|| format!("decrypting {}", args.input.display()))?;
-    out.commit()?;
+    let summary = tables::decrypt_to(
+        home,
+        &args.input,
+        &args.output,
+        format,
+        &aad(&args.aad_prefix),
+    )
+    .with_context(|| format!("decrypting {}", args.input.display()))?;
     eprintln!("Wrote {} rows to {}", summary.rows, args.output.display());
     Ok(())
 }
 
 pub fn inspect(home: &Home, args: &InspectArgs) -> anyhow::Result<()> {
-    let keys: Arc<dyn KeySource> = Arc::new(Keyring::open(home)?);
-    let opts = DecryptOptions {
-        aad_prefix: args.aad_prefix.clone().map(String::into_bytes),
-    };
-    let inspection = coffer_parquet::inspect(&open(&args.file)?, Some(keys), &opts)?;
+    let inspection = tables::inspect(home, &args.file, &aad(&args.aad_prefix))?;
     if args.json {
         return super::print_json(&inspection);
     }
@@ -131,14 +109,10 @@ pub fn inspect(home: &Home, args: &InspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn open(path: &Path) -> anyhow::Result<File> {
-    File::open(path).with_context(|| format!("opening {}", path.display()))
-}
-
-fn is_parquet(path: &Path) -> anyhow::Result<bool> {
-    let mut magic = [0u8; 4];
-    let n = open(path)?.read(&mut magic)?;
-    Ok(n == 4 && (&magic == b"PAR1" || &magic == b"PARE"))
+fn aad(prefix: &Option<String>) -> DecryptOptions {
+    DecryptOptions {
+        aad_prefix: prefix.clone().map(String::into_bytes),
+    }
 }
 
 fn parse_column_keys(text: &str) -> Result<(KeyId, Vec<String>), String> {
