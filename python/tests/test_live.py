@@ -85,8 +85,10 @@ def test_tampered_output_is_refused_and_nothing_written(
     alpha = coffer.Party.open(work / "alpha")
     manifest = coffer.Manifest.load(work / "manifest.yaml")
     job = alpha.submit(services.orchestrator, manifest, "outcomes", format="csv")
-    status = job.wait(timeout=120, progress=False)
-    assert status["state"] == "done"
+    seen: list[str] = []
+    status = job.wait(timeout=120, progress=lambda st, _secs: seen.append(st["state"]))
+    assert status["state"] == "done" and seen[-1] == "done"
+    assert job.status()["state"] == "done"
     mine = [o for o in status["receipt"]["receipt"]["outputs"] if "alpha" in o["recipients"]]
     stored = Path(services.storage) / mine[0]["path"]
     original = stored.read_bytes()
@@ -169,3 +171,21 @@ def test_help_shows_the_docstrings() -> None:
         coffer.attest.verify,
     ):
         assert f.__doc__, f
+
+
+def test_an_exception_in_the_progress_callback_stops_the_wait(
+    services: Services,
+    collaboration: tuple[Path, pd.DataFrame, pd.DataFrame, pd.DataFrame],
+) -> None:
+    work, *_ = collaboration
+    alpha = coffer.Party.open(work / "alpha")
+    manifest = coffer.Manifest.load(work / "manifest.yaml")
+    job = alpha.submit(services.orchestrator, manifest, "outcomes")
+
+    def stop(_status: dict[str, object], _secs: float) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        job.wait(timeout=120, progress=stop)
+    # Only the wait stopped: the job is still there to follow.
+    assert job.status()["id"] == job.id

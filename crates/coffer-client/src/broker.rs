@@ -636,7 +636,7 @@ impl Broker {
                      policy:\n{}\nA worker that passes the weaker policy receives the key and \
                      can open every file encrypted under it, the stronger manifest's too. Use a \
                      new key (coffer key new, then encrypt again), or accept that explicitly \
-                     (--reuse-across-manifests).",
+                     (--reuse-across-manifests; in Python reuse_across_manifests=True).",
                     lines.join("\n")
                 ),
             });

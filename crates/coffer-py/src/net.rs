@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -288,33 +289,48 @@ impl NativeOrchestrator {
             .map_err(Fail::from)?;
         let identity = Identity::load(&self.home).map_err(Fail::from)?;
         let orchestrator = &self.orchestrator;
+        // An exception in the callback (Ctrl-C while it runs, too) stops the wait and is
+        // raised as it is.
         let callback_error: Mutex<Option<PyErr>> = Mutex::new(None);
-        let status = run(py, async {
-            let status = orchestrator
-                .wait(&id, Duration::from_secs_f64(timeout), |status, elapsed| {
+        let stopped = AtomicBool::new(false);
+        let outcome = run(py, async {
+            let wait =
+                orchestrator.wait(&id, Duration::from_secs_f64(timeout), |status, elapsed| {
                     let Some(cb) = &progress else { return };
                     let Ok(text) = serde_json::to_string(status) else {
                         return;
                     };
                     if let Err(e) =
                         Python::attach(|py| cb.call1(py, (text, elapsed.as_secs_f64())).map(drop))
-                        && let Ok(mut slot) = callback_error.lock()
                     {
-                        slot.get_or_insert(e);
+                        if let Ok(mut slot) = callback_error.lock() {
+                            slot.get_or_insert(e);
+                        }
+                        stopped.store(true, Ordering::Relaxed);
                     }
-                })
-                .await?;
+                });
+            let stop = async {
+                while !stopped.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            };
+            let status = tokio::select! {
+                status = wait => status?,
+                () = stop => return Ok(None),
+            };
             if status.state == JobState::Done {
-                Ok(status)
+                Ok(Some(status))
             } else {
                 Err(jobs::failure(&identity, storage.as_ref(), &status)
                     .await
                     .into())
             }
-        })?;
+        });
         if let Some(e) = callback_error.lock().ok().and_then(|mut s| s.take()) {
             return Err(e);
         }
+        let status =
+            outcome?.ok_or_else(|| Fail::usage("progress", "the progress callback failed"))?;
         Ok(json(&status)?)
     }
 
