@@ -552,6 +552,26 @@ pub async fn results(
     })
 }
 
+/// [`results`] for job `id` as this home collects it: the status from `orchestrator`,
+/// simulated workers trusted only from the sim root in `sim_root` (a file), else from the
+/// brokers this home pinned ([`sim_roots`]).
+pub async fn collect(
+    home: &Home,
+    identity: &Identity,
+    orchestrator: &Orchestrator,
+    storage: &Storage,
+    manifest: &Manifest,
+    id: &JobId,
+    sim_root: Option<&Path>,
+) -> Result<Results, Error> {
+    let explicit = sim_root.map(crate::attest::read_sim_root).transpose()?;
+    let verifier = sim_roots(home, explicit)
+        .into_iter()
+        .fold(Verifier::new(), Verifier::with_sim_root);
+    let status = orchestrator.status(id).await?;
+    results(identity, storage, manifest, &status, &verifier, unix_now()).await
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

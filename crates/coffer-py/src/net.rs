@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use coffer_attest::Verifier;
 use coffer_client::broker::{AttestOptions, Broker};
 use coffer_client::jobs::{self, JobOptions, ManifestFiles, Orchestrator};
 use coffer_client::{Home, Identity};
@@ -353,25 +352,17 @@ impl NativeOrchestrator {
         let (_, manifest) = coffer_client::manifests::load(&manifest).map_err(Fail::from)?;
         let storage = jobs::storage(storage).map_err(Fail::from)?;
         let identity = Identity::load(&self.home).map_err(Fail::from)?;
-        let explicit = sim_root
-            .as_deref()
-            .map(coffer_client::attest::read_sim_root)
-            .transpose()
-            .map_err(Fail::from)?;
-        let mut verifier = Verifier::new();
-        for r in jobs::sim_roots(&self.home, explicit) {
-            verifier = verifier.with_sim_root(r);
-        }
         let orchestrator = &self.orchestrator;
+        let home = &self.home;
         let results = run(py, async {
-            let status = orchestrator.status(&id).await?;
-            let results = jobs::results(
+            let results = jobs::collect(
+                home,
                 &identity,
+                orchestrator,
                 &storage,
                 &manifest,
-                &status,
-                &verifier,
-                jobs::unix_now(),
+                &id,
+                sim_root.as_deref(),
             )
             .await?;
             if let Some(dir) = &dir {

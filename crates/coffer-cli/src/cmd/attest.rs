@@ -8,7 +8,7 @@
 //! unparsable policies or collateral are usage/I-O errors (exit 2).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
@@ -295,11 +295,6 @@ fn open_source(
         eprintln!("{SIM_WARNING}");
     }
     Ok(tee_backend(backend).open(home.root(), debug)?)
-}
-
-/// The sim platform key in `path` (64 hex digits or 32 raw bytes).
-pub fn read_sim_root(path: &Path) -> anyhow::Result<[u8; 32]> {
-    Ok(coffer_client::attest::read_sim_root(path)?)
 }
 
 /// The service backend for a CLI backend name.

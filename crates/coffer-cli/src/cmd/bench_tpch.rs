@@ -215,7 +215,7 @@ pub fn run(args: &TpchArgs) -> anyhow::Result<()> {
         let options = AttestOptions {
             policy: None,
             allow_simulation: true,
-            sim_root: Some(super::attest::read_sim_root(&sim_pub)?),
+            sim_root: Some(coffer_client::attest::read_sim_root(&sim_pub)?),
             verifier: None,
         };
         let (mut session, _pin) = BrokerSession::attest(&broker_url, &options).await?;

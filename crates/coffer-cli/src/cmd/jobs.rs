@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use coffer_attest::Verifier;
 use coffer_client::jobs::{self, JobOptions, ManifestFiles, Orchestrator};
 use coffer_client::{Home, Identity};
 use coffer_manifest::Manifest;
@@ -425,28 +424,15 @@ fn get(home: &Home, args: &GetArgs) -> anyhow::Result<()> {
     let identity = Identity::load(home)?;
     let storage = open_storage(&args.storage)?;
     let orchestrator = Orchestrator::new(&args.orchestrator)?;
-    let explicit = args
-        .sim_root
-        .as_deref()
-        .map(super::attest::read_sim_root)
-        .transpose()?;
-    let mut verifier = Verifier::new();
-    for r in jobs::sim_roots(home, explicit) {
-        verifier = verifier.with_sim_root(r);
-    }
-    let rt = super::runtime()?;
-    let results = rt.block_on(async {
-        let status = orchestrator.status(&args.id).await?;
-        jobs::results(
-            &identity,
-            &storage,
-            &manifest,
-            &status,
-            &verifier,
-            jobs::unix_now(),
-        )
-        .await
-    })?;
+    let results = super::block_on(jobs::collect(
+        home,
+        &identity,
+        &orchestrator,
+        &storage,
+        &manifest,
+        &args.id,
+        args.sim_root.as_deref(),
+    ))?;
     let written = results.write_to(&args.output)?;
     let receipt = &results.receipt;
     if args.json {
